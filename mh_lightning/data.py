@@ -1,0 +1,320 @@
+"""Conversations in, masked token batches out.
+
+`load_conversations` reads a hub dataset, a local parquet/csv/json/jsonl file or a
+`save_to_disk` folder with `datasets`, and validates every row. `MentalHealthDataModule`
+splits them deterministically, tokenizes once, masks the prompt out of the loss (by
+position) and pads each batch to its longest example.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import random
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Literal
+
+import lightning.pytorch as pl
+import torch
+from torch.utils.data import DataLoader
+
+from mh_lightning.prompts import DEFAULT_STYLE, PromptFormatError, PromptStyle
+
+log = logging.getLogger(__name__)
+
+IGNORE_INDEX = -100  # labels with this value carry no loss (PyTorch's cross-entropy default)
+BUILTIN_SAMPLE = "builtin:sample"
+SAMPLE_PATH = Path(__file__).parent / "resources" / "sample_conversations.jsonl"
+FILE_LOADERS = {".parquet": "parquet", ".csv": "csv", ".json": "json", ".jsonl": "json"}
+OnBadRows = Literal["error", "skip"]
+
+
+class DataError(ValueError):
+    """The data cannot be used as given; the message names the file, row and fix."""
+
+
+@dataclass(frozen=True)
+class Conversation:
+    question: str
+    answer: str
+    row: int  # 0-based row in the source, for messages and traceability
+
+    def text(self, style: PromptStyle = DEFAULT_STYLE) -> str:
+        return style.text(self.question, self.answer)
+
+
+# -- loading -------------------------------------------------------------------------------
+def _read_table(path: str, split: str) -> Any:
+    """Load `path` into a `datasets.Dataset` without validating rows."""
+    import datasets
+
+    datasets.disable_progress_bars()
+    if path == BUILTIN_SAMPLE:
+        path = str(SAMPLE_PATH)
+    local = Path(path)
+    try:
+        if local.is_dir():
+            loaded = datasets.load_from_disk(str(local))
+        elif local.suffix.lower() in FILE_LOADERS:
+            if not local.is_file():
+                raise DataError(f"{path}: file not found")
+            if local.stat().st_size == 0:
+                raise DataError(f"{path}: the file is empty")
+            loaded = datasets.load_dataset(
+                FILE_LOADERS[local.suffix.lower()], data_files=str(local), split="train"
+            )
+        elif local.suffix or local.exists() or path.startswith((".", "/")):
+            known = ", ".join(FILE_LOADERS)
+            raise DataError(f"{path}: unsupported file type {local.suffix!r}; use one of {known}, "
+                            "a folder written by datasets' save_to_disk, or a hub dataset id")
+        else:
+            loaded = datasets.load_dataset(path, split=split)
+    except DataError:
+        raise
+    except Exception as err:  # datasets/pyarrow raise many types; all mean "cannot read this"
+        reason = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
+        hint = "" if Path(path).exists() else (
+            " If it is a hub dataset id, check the name and the network; a local file needs "
+            "one of the extensions " + ", ".join(FILE_LOADERS) + ".")
+        raise DataError(
+            f"{path}: cannot be read as a dataset ({type(err).__name__}: {reason}).{hint}"
+        ) from err
+    if isinstance(loaded, datasets.DatasetDict):
+        if split not in loaded:
+            raise DataError(f"{path}: no split {split!r}; it has {sorted(loaded)}. Set data.split.")
+        loaded = loaded[split]
+    return loaded
+
+
+def _describe(value: Any) -> str:
+    if value is None:
+        return "an empty value"
+    if isinstance(value, float) and math.isnan(value):
+        return "an empty value (NaN)"
+    return f"a {type(value).__name__}"
+
+
+def _row_pair(row: dict[str, Any], columns: Sequence[str], style: PromptStyle) -> tuple[str, str]:
+    values = [row[c] for c in columns]
+    for column, value in zip(columns, values):
+        if not isinstance(value, str):
+            raise PromptFormatError(f"column {column!r} holds {_describe(value)}, expected text")
+    if len(values) == 1:
+        return style.parse(values[0])
+    return style.clean_pair(*values)
+
+
+def load_conversations(
+    path: str,
+    text_column: str = "text",
+    question_column: str | None = None,
+    answer_column: str | None = None,
+    on_bad_rows: OnBadRows = "error",
+    split: str = "train",
+    style: PromptStyle = DEFAULT_STYLE,
+) -> list[Conversation]:
+    """Read and validate every row of `path`.
+
+    Rows hold either one combined `text_column` (`<HUMAN>: ...\\n<ASSISTANT>: ...`) or a
+    `question_column` and an `answer_column`. A bad row raises `DataError` naming the file,
+    the 0-based row and the problem, or, with `on_bad_rows="skip"`, is logged and left out.
+    """
+    if on_bad_rows not in ("error", "skip"):
+        raise DataError(f"data.on_bad_rows must be 'error' or 'skip', got {on_bad_rows!r}")
+    if (question_column is None) != (answer_column is None):
+        raise DataError("set both data.question_column and data.answer_column, or neither "
+                        "(to read the combined data.text_column)")
+    columns = [text_column] if question_column is None else [question_column, answer_column]
+    table = _read_table(path, split)
+    missing = [c for c in columns if c not in table.column_names]
+    if missing:
+        raise DataError(f"{path}: no column {missing[0]!r}; the columns are {table.column_names}. "
+                        "Set data.text_column, or data.question_column and data.answer_column.")
+    conversations, bad = [], []
+    for index, row in enumerate(table.select_columns(columns)):
+        try:
+            question, answer = _row_pair(row, columns, style)
+        except PromptFormatError as err:
+            if on_bad_rows == "error":
+                raise DataError(f"{path}: row {index}: {err}. Fix the row, or set "
+                                "data.on_bad_rows: skip to train on the other rows.") from None
+            bad.append((index, str(err)))
+            continue
+        conversations.append(Conversation(question, answer, index))
+    if bad:
+        shown = "; ".join(f"row {i}: {why}" for i, why in bad[:10])
+        more = f" (and {len(bad) - 10} more)" if len(bad) > 10 else ""
+        log.warning("%s: skipped %d bad row(s) of %d: %s%s", path, len(bad), len(table), shown, more)
+    if not conversations:
+        raise DataError(f"{path}: no usable conversations ({len(table)} rows, {len(bad)} bad)")
+    return conversations
+
+
+def split_conversations(
+    conversations: Sequence[Conversation], val_fraction: float, seed: int
+) -> tuple[list[Conversation], list[Conversation]]:
+    """A train/val split that depends only on the data and the seed (same in every process)."""
+    if not 0 <= val_fraction < 1:
+        raise DataError(f"data.val_fraction must be in [0, 1), got {val_fraction}")
+    order = list(range(len(conversations)))
+    random.Random(seed).shuffle(order)
+    n_val = 0 if val_fraction == 0 else max(1, round(val_fraction * len(order)))
+    if n_val >= len(order):
+        raise DataError(f"{len(order)} conversation(s) leave none to train on with "
+                        f"data.val_fraction={val_fraction}")
+    val = sorted(order[:n_val])
+    train = sorted(order[n_val:])
+    return [conversations[i] for i in train], [conversations[i] for i in val]
+
+
+# -- tokenization --------------------------------------------------------------------------
+@dataclass(frozen=True)
+class TokenizedExample:
+    input_ids: list[int]
+    labels: list[int]
+    truncated: bool
+
+
+def tokenize_conversation(
+    conversation: Conversation,
+    tokenizer: Any,
+    max_length: int,
+    train_on_prompt: bool = False,
+    style: PromptStyle = DEFAULT_STYLE,
+) -> TokenizedExample:
+    """Prompt and completion are tokenized apart, so a generation prompt's tokens are always a
+    prefix of the training tokens; EOS is appended and trained, so the model learns to stop."""
+    prompt_ids = tokenizer(style.prompt(conversation.question), add_special_tokens=False)["input_ids"]
+    answer_ids = tokenizer(style.completion(conversation.answer), add_special_tokens=False)["input_ids"]
+    answer_ids = [*answer_ids, tokenizer.eos_token_id]
+    input_ids = prompt_ids + answer_ids
+    prompt_labels = list(prompt_ids) if train_on_prompt else [IGNORE_INDEX] * len(prompt_ids)
+    labels = prompt_labels + answer_ids
+    truncated = len(input_ids) > max_length
+    return TokenizedExample(input_ids[:max_length], labels[:max_length], truncated)
+
+
+def pad_batch(examples: Sequence[TokenizedExample], pad_id: int) -> dict[str, torch.Tensor]:
+    """Right-pad to the longest example; padding is masked by position, never by token id
+    (pad = EOS, and the appended EOS must keep its label)."""
+    width = max(len(e.input_ids) for e in examples)
+    input_ids = torch.full((len(examples), width), pad_id, dtype=torch.long)
+    labels = torch.full((len(examples), width), IGNORE_INDEX, dtype=torch.long)
+    attention_mask = torch.zeros((len(examples), width), dtype=torch.long)
+    for i, e in enumerate(examples):
+        n = len(e.input_ids)
+        input_ids[i, :n] = torch.tensor(e.input_ids)
+        labels[i, :n] = torch.tensor(e.labels)
+        attention_mask[i, :n] = 1
+    return {"input_ids": input_ids, "attention_mask": attention_mask, "labels": labels}
+
+
+class Collator:
+    def __init__(self, pad_id: int) -> None:
+        self.pad_id = pad_id
+
+    def __call__(self, examples: Sequence[TokenizedExample]) -> dict[str, torch.Tensor]:
+        return pad_batch(examples, self.pad_id)
+
+
+# -- the data module -----------------------------------------------------------------------
+class MentalHealthDataModule(pl.LightningDataModule):
+    def __init__(
+        self,
+        path: str = "heliosbrahma/mental_health_chatbot_dataset",
+        text_column: str = "text",
+        question_column: str | None = None,
+        answer_column: str | None = None,
+        split: str = "train",
+        on_bad_rows: OnBadRows = "error",
+        val_fraction: float = 0.1,
+        seed: int = 42,
+        max_length: int = 512,
+        train_on_prompt: bool = False,
+        batch_size: int = 8,
+        eval_batch_size: int | None = None,
+        num_workers: int = 0,
+        tokenizer_name: str = "builtin:tiny-falcon",
+    ) -> None:
+        """Conversations for causal-LM fine-tuning.
+
+        Args:
+            path: hub dataset id, local .parquet/.csv/.json/.jsonl file, save_to_disk folder,
+                or `builtin:sample` (the small sample shipped with the package).
+            text_column: column holding `<HUMAN>: ...\\n<ASSISTANT>: ...` text.
+            question_column: column holding the question (with `answer_column`, instead of `text_column`).
+            answer_column: column holding the answer.
+            split: split of a hub dataset or DatasetDict folder to read.
+            on_bad_rows: `error` stops at the first bad row; `skip` trains on the others and logs them.
+            val_fraction: share of conversations held out for validation (split fixed by `seed`).
+            seed: seed of the train/val split.
+            max_length: tokens per example; longer examples are cut at the end.
+            train_on_prompt: also train on the question tokens (the original recipe did).
+            batch_size: micro-batch size for training.
+            eval_batch_size: micro-batch size for validation (default: `batch_size`).
+            num_workers: DataLoader worker processes.
+            tokenizer_name: tokenizer to use (linked to `model.model_name` by the CLI).
+        """
+        super().__init__()
+        self.save_hyperparameters()
+        if on_bad_rows not in ("error", "skip"):
+            raise DataError(f"data.on_bad_rows must be 'error' or 'skip', got {on_bad_rows!r}")
+        if max_length < 2:
+            raise DataError(f"data.max_length must be at least 2, got {max_length}")
+        self.style = DEFAULT_STYLE
+        self.tokenizer: Any = None
+        self.train_conversations: list[Conversation] = []
+        self.val_conversations: list[Conversation] = []
+        self.train_examples: list[TokenizedExample] = []
+        self.val_examples: list[TokenizedExample] = []
+
+    def conversations(self) -> list[Conversation]:
+        h = self.hparams
+        return load_conversations(h.path, h.text_column, h.question_column, h.answer_column,
+                                  h.on_bad_rows, h.split, self.style)
+
+    def setup(self, stage: str | None = None) -> None:
+        if self.train_examples or self.val_examples:
+            return  # tokenized once, reused by every stage
+        from mh_lightning.model import load_tokenizer
+
+        h = self.hparams
+        self.tokenizer = load_tokenizer(h.tokenizer_name)
+        self.train_conversations, self.val_conversations = split_conversations(
+            self.conversations(), h.val_fraction, h.seed
+        )
+        self.train_examples = self._tokenize(self.train_conversations, "train")
+        self.val_examples = self._tokenize(self.val_conversations, "val")
+
+    def _tokenize(self, conversations: Sequence[Conversation], name: str) -> list[TokenizedExample]:
+        h = self.hparams
+        examples = [tokenize_conversation(c, self.tokenizer, h.max_length, h.train_on_prompt, self.style)
+                    for c in conversations]
+        cut = sum(e.truncated for e in examples)
+        if cut:
+            log.warning("%s: %d of %d %s examples are longer than max_length=%d and were cut",
+                        h.path, cut, len(examples), name, h.max_length)
+        return examples
+
+    def _loader(self, examples: list[TokenizedExample], batch_size: int, shuffle: bool) -> DataLoader:
+        # Lightning swaps in a DistributedSampler under DDP (use_distributed_sampler=True).
+        return DataLoader(
+            examples,
+            batch_size=batch_size,
+            shuffle=shuffle,
+            collate_fn=Collator(self.tokenizer.pad_token_id),
+            num_workers=self.hparams.num_workers,
+            persistent_workers=self.hparams.num_workers > 0,
+            pin_memory=torch.cuda.is_available(),
+        )
+
+    def train_dataloader(self) -> DataLoader:
+        return self._loader(self.train_examples, self.hparams.batch_size, shuffle=True)
+
+    def val_dataloader(self) -> DataLoader:
+        if not self.val_examples:
+            return []  # type: ignore[return-value]  # val_fraction=0: Lightning skips validation
+        size = self.hparams.eval_batch_size or self.hparams.batch_size
+        return self._loader(self.val_examples, size, shuffle=False)

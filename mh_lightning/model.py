@@ -1,0 +1,217 @@
+"""The base model in 4-bit (or 8-bit, or full precision) with LoRA adapters. No Lightning here.
+
+Traps this module guards against (see docs and tests):
+- transformers 5.x replaces only modules whose type is exactly `nn.Linear`, so it silently
+  leaves Falcon's `FalconLinear` unquantized; we pin 4.57.6 and `check_quantized` stops the
+  run if the decoder's linears are not bitsandbytes layers.
+- Old sharded Falcon checkpoints carry the custom-code "RefinedWeb" config; we map it to
+  transformers' own Falcon config in memory, so no `trust_remote_code` is needed.
+- The model is quantized shard by shard at load, straight onto the target device: a 4-bit
+  model is never moved or cast with `.to()` afterwards.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import tempfile
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Literal
+
+import torch
+from transformers import (
+    AutoConfig,
+    AutoModelForCausalLM,
+    AutoTokenizer,
+    BitsAndBytesConfig,
+    FalconConfig,
+    PretrainedConfig,
+    PreTrainedModel,
+    PreTrainedTokenizerBase,
+)
+
+from mh_lightning import tiny
+
+log = logging.getLogger(__name__)
+
+Quantization = Literal["nf4", "fp4", "int8", "none"]
+DType = Literal["bfloat16", "float16", "float32"]
+DEFAULT_LORA_TARGETS = ("query_key_value", "dense", "dense_h_to_4h", "dense_4h_to_h")
+LEGACY_FALCON_TYPES = ("RefinedWebModel", "RefinedWeb")
+
+
+class ModelLoadError(RuntimeError):
+    """The base model could not be loaded as asked; the message says why and what to do."""
+
+
+def torch_dtype(name: DType | str) -> torch.dtype:
+    try:
+        return {"bfloat16": torch.bfloat16, "float16": torch.float16, "float32": torch.float32}[name]
+    except KeyError:
+        raise ValueError(f"compute_dtype must be bfloat16, float16 or float32, got {name!r}") from None
+
+
+# -- tokenizer -----------------------------------------------------------------------------
+def load_tokenizer(name_or_path: str) -> PreTrainedTokenizerBase:
+    """The model's tokenizer; pad = EOS when it has no pad token (Falcon has none)."""
+    preset = tiny.builtin_name(name_or_path)
+    if preset is not None:
+        tokenizer = tiny.builtin_tokenizer(preset)
+    else:
+        tokenizer = AutoTokenizer.from_pretrained(name_or_path)
+    if tokenizer.pad_token is None:
+        tokenizer.pad_token = tokenizer.eos_token
+    # Falcon's tokenizer emits token_type_ids, which Falcon's forward and generate reject.
+    tokenizer.model_input_names = [n for n in tokenizer.model_input_names if n != "token_type_ids"]
+    return tokenizer
+
+
+# -- config --------------------------------------------------------------------------------
+def legacy_falcon_config(raw: dict) -> FalconConfig:
+    """Map a custom-code "RefinedWeb" config.json to transformers' native `FalconConfig`."""
+    values = {k: v for k, v in raw.items() if k not in ("auto_map", "architectures", "model_type")}
+    # RefinedWeb (40B-style) used the new decoder with grouped KV heads; RefinedWebModel (7B) did not.
+    values["new_decoder_architecture"] = raw.get("model_type") == "RefinedWeb"
+    renames = {"n_head": "num_attention_heads", "n_layer": "num_hidden_layers",
+               "n_embed": "hidden_size", "n_head_kv": "num_kv_heads"}
+    for old, new in renames.items():
+        if old in values:
+            values[new] = values.pop(old)
+    values.setdefault("multi_query", raw.get("multi_query", True))
+    values.setdefault("parallel_attn", raw.get("parallel_attn", True))
+    values.setdefault("bias", raw.get("bias", False))
+    return FalconConfig(**values)
+
+
+def load_config(name_or_path: str) -> PretrainedConfig:
+    """The model config, with legacy RefinedWeb configs mapped to native Falcon ones."""
+    local = Path(name_or_path) / "config.json"
+    if local.is_file():
+        raw = json.loads(local.read_text(encoding="utf-8"))
+    else:
+        raw, _ = PretrainedConfig.get_config_dict(name_or_path)
+    if raw.get("model_type") in LEGACY_FALCON_TYPES:
+        log.info("%s uses the legacy RefinedWeb config: loading it as native Falcon", name_or_path)
+        return legacy_falcon_config(raw)
+    return AutoConfig.from_pretrained(name_or_path)
+
+
+# -- base model ----------------------------------------------------------------------------
+def quantization_config(
+    quantization: Quantization, compute_dtype: DType, quant_storage: DType | None = None
+) -> BitsAndBytesConfig | None:
+    if quantization == "none":
+        return None
+    if quantization == "int8":
+        return BitsAndBytesConfig(load_in_8bit=True)
+    if quantization not in ("nf4", "fp4"):
+        raise ValueError(f"quantization must be nf4, fp4, int8 or none, got {quantization!r}")
+    return BitsAndBytesConfig(
+        load_in_4bit=True,
+        bnb_4bit_quant_type=quantization,
+        bnb_4bit_use_double_quant=True,
+        bnb_4bit_compute_dtype=torch_dtype(compute_dtype),
+        # FSDP shards parameters by dtype: 4-bit storage must match the compute dtype there.
+        bnb_4bit_quant_storage=torch_dtype(quant_storage) if quant_storage else torch.uint8,
+    )
+
+
+def load_base_model(
+    name_or_path: str,
+    quantization: Quantization = "nf4",
+    compute_dtype: DType = "bfloat16",
+    device: torch.device | str = "cpu",
+    quant_storage: DType | None = None,
+) -> PreTrainedModel:
+    """Load (and quantize at load, shard by shard) the causal LM onto `device`."""
+    preset = tiny.builtin_name(name_or_path)
+    if preset is not None:
+        # Built-in models are written to a temporary folder so they take the same loading
+        # and quantization path as a real checkpoint; the folder is gone afterwards.
+        with tempfile.TemporaryDirectory(prefix="mh_lightning-") as folder:
+            tiny.build(folder, preset)
+            return load_base_model(folder, quantization, compute_dtype, device, quant_storage)
+
+    device = torch.device(device)
+    device_map = {"": device.index if device.type == "cuda" and device.index is not None else str(device)}
+    try:
+        model = AutoModelForCausalLM.from_pretrained(
+            name_or_path,
+            config=load_config(name_or_path),
+            quantization_config=quantization_config(quantization, compute_dtype, quant_storage),
+            dtype=torch_dtype(compute_dtype),
+            device_map=device_map,
+            low_cpu_mem_usage=True,
+        )
+    except OSError as err:
+        raise ModelLoadError(
+            f"cannot load model {name_or_path!r}: {err}\n"
+            "Give a local folder with config.json and weights, or a hub id reachable from here."
+        ) from err
+    check_quantized(model, quantization)
+    return model
+
+
+def decoder_linears(model: torch.nn.Module) -> dict[str, torch.nn.Module]:
+    """The linear layers of the decoder: every `nn.Linear` but the LM head and LoRA's own."""
+    return {
+        name: module
+        for name, module in model.named_modules()
+        if isinstance(module, torch.nn.Linear) and "lm_head" not in name and "lora_" not in name
+    }
+
+
+def check_quantized(model: torch.nn.Module, quantization: Quantization) -> None:
+    """Stop with a clear message if the decoder's linear layers were not quantized."""
+    if quantization == "none":
+        return
+    import bitsandbytes as bnb
+
+    expected = bnb.nn.Linear8bitLt if quantization == "int8" else bnb.nn.Linear4bit
+    linears = decoder_linears(model)
+    wrong = [f"{n} ({type(m).__name__})" for n, m in linears.items() if not isinstance(m, expected)]
+    if not linears or wrong:
+        import transformers
+
+        shown = ", ".join(wrong[:3]) or "no decoder linear layers found"
+        raise ModelLoadError(
+            f"quantization={quantization} was asked for, but the decoder's linear layers are not "
+            f"{expected.__name__}: {shown}. transformers {transformers.__version__} did not quantize "
+            "this model (transformers 5.x skips Falcon's FalconLinear). Install the pinned "
+            "versions (`pip install -e .`) or set model.quantization: none."
+        )
+
+
+# -- LoRA ----------------------------------------------------------------------------------
+def add_lora(
+    model: PreTrainedModel,
+    r: int = 16,
+    alpha: int = 32,
+    dropout: float = 0.05,
+    target_modules: Sequence[str] = DEFAULT_LORA_TARGETS,
+    gradient_checkpointing: bool = False,
+    quantized: bool = True,
+) -> torch.nn.Module:
+    """Prepare a (k-bit) model for training and wrap it with trainable LoRA adapters."""
+    from peft import LoraConfig, get_peft_model, prepare_model_for_kbit_training
+
+    model.config.use_cache = False  # the KV cache is useless in training and wastes memory
+    if quantized:
+        model = prepare_model_for_kbit_training(
+            model,
+            use_gradient_checkpointing=gradient_checkpointing,
+            gradient_checkpointing_kwargs={"use_reentrant": False},
+        )
+    elif gradient_checkpointing:
+        model.gradient_checkpointing_enable(gradient_checkpointing_kwargs={"use_reentrant": False})
+        model.enable_input_require_grads()
+    config = LoraConfig(
+        r=r,
+        lora_alpha=alpha,
+        lora_dropout=dropout,
+        target_modules=list(target_modules),
+        bias="none",
+        task_type="CAUSAL_LM",
+    )
+    return get_peft_model(model, config)

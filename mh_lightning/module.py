@@ -1,0 +1,159 @@
+"""A thin LightningModule around a quantized causal LM with LoRA adapters.
+
+Lightning owns the loop (precision, accumulation, clipping, checkpointing, logging); this
+module builds the model, runs one shared step for train and val, sets up the optimizer
+and schedule from the config, and keeps checkpoints adapter-only.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any, Literal
+
+import lightning.pytorch as pl
+import torch
+from torchmetrics import MeanMetric
+
+from mh_lightning import __version__
+from mh_lightning.data import IGNORE_INDEX
+from mh_lightning.model import DEFAULT_LORA_TARGETS, DType, Quantization, add_lora, load_base_model
+from mh_lightning.prompts import DEFAULT_STYLE
+
+CHECKPOINT_KEY = "mh_lightning"  # marks our checkpoints and records how to rebuild the model
+CHECKPOINT_FORMAT = 1
+Optimizer = Literal["adamw", "adamw_8bit", "paged_adamw_8bit", "paged_adamw_32bit"]
+Schedule = Literal["cosine", "linear", "constant"]
+
+
+class FalconLoRAModule(pl.LightningModule):
+    def __init__(
+        self,
+        model_name: str = "builtin:tiny-falcon",
+        quantization: Quantization = "nf4",
+        compute_dtype: DType = "bfloat16",
+        quant_storage: DType | None = None,
+        lora_r: int = 16,
+        lora_alpha: int = 32,
+        lora_dropout: float = 0.05,
+        lora_target_modules: Sequence[str] = DEFAULT_LORA_TARGETS,
+        gradient_checkpointing: bool = False,
+        optimizer: Optimizer = "adamw",
+        learning_rate: float = 1e-4,
+        weight_decay: float = 0.01,
+        lr_schedule: Schedule = "cosine",
+        warmup_ratio: float = 0.03,
+        max_length: int = 512,
+    ) -> None:
+        """QLoRA fine-tuning of a causal LM.
+
+        Args:
+            model_name: hub id or local folder of the base model, or `builtin:tiny-falcon`.
+            quantization: how the base weights are stored: nf4, fp4 (4-bit), int8, or none.
+            compute_dtype: dtype of the 4-bit matmuls and the non-quantized weights.
+            quant_storage: storage dtype of 4-bit weights; set it to `compute_dtype` for FSDP.
+            lora_r: LoRA rank.
+            lora_alpha: LoRA scaling numerator (scale = alpha / r).
+            lora_dropout: dropout on the LoRA input.
+            lora_target_modules: names of the linear layers that get adapters.
+            gradient_checkpointing: recompute activations in backward (about -60% activation
+                memory for about +25% compute).
+            optimizer: torch AdamW, or a bitsandbytes 8-bit/paged variant (GPU only).
+            learning_rate: peak learning rate.
+            weight_decay: AdamW weight decay.
+            lr_schedule: decay after warmup: cosine, linear or constant.
+            warmup_ratio: share of the optimizer steps spent warming up linearly.
+            max_length: context length trained on (linked to `data.max_length` by the CLI).
+        """
+        super().__init__()
+        self.save_hyperparameters()
+        self.model: torch.nn.Module | None = None
+        self.style = DEFAULT_STYLE
+        # Checkpoints hold only the adapters: the frozen base weights come from `model_name`.
+        self.strict_loading = False
+        self.val_nll = MeanMetric()
+
+    # -- model -----------------------------------------------------------------------------
+    def configure_model(self) -> None:
+        if self.model is None:
+            self.build(self.trainer.strategy.root_device)
+
+    def build(self, device: torch.device | str = "cpu") -> None:
+        """Load the quantized base straight onto `device` and add fresh LoRA adapters."""
+        h = self.hparams
+        base = load_base_model(h.model_name, h.quantization, h.compute_dtype, device, h.quant_storage)
+        self.model = add_lora(
+            base, h.lora_r, h.lora_alpha, h.lora_dropout, h.lora_target_modules,
+            h.gradient_checkpointing, quantized=h.quantization != "none",
+        )
+
+    def trainable_state_keys(self) -> set[str]:
+        return {name for name, p in self.named_parameters() if p.requires_grad}
+
+    # -- steps -----------------------------------------------------------------------------
+    def step(self, batch: dict[str, torch.Tensor]) -> tuple[torch.Tensor, torch.Tensor]:
+        """Mean loss over the tokens that carry a label, and how many there were."""
+        loss = self.model(**batch).loss
+        n_tokens = (batch["labels"][:, 1:] != IGNORE_INDEX).sum()
+        return loss, n_tokens
+
+    def training_step(self, batch: dict[str, torch.Tensor], batch_idx: int) -> torch.Tensor:
+        loss, _ = self.step(batch)
+        self.log("train/loss", loss, prog_bar=True, batch_size=batch["input_ids"].shape[0])
+        return loss
+
+    def validation_step(self, batch: dict[str, torch.Tensor], batch_idx: int) -> None:
+        loss, n_tokens = self.step(batch)
+        self.val_nll.update(loss, weight=n_tokens)  # token-weighted, so perplexity is exact
+
+    def on_validation_epoch_end(self) -> None:
+        nll = self.val_nll.compute()  # synced across processes
+        self.val_nll.reset()
+        self.log("val/loss", nll, prog_bar=True)
+        self.log("val/perplexity", nll.exp())
+
+    # -- optimization ----------------------------------------------------------------------
+    def configure_optimizers(self) -> dict[str, Any]:
+        from transformers import get_scheduler
+
+        h = self.hparams
+        params = [p for p in self.parameters() if p.requires_grad]
+        if h.optimizer == "adamw":
+            optimizer = torch.optim.AdamW(params, lr=h.learning_rate, weight_decay=h.weight_decay)
+        else:
+            import bitsandbytes as bnb
+
+            cls = {"adamw_8bit": bnb.optim.AdamW8bit, "paged_adamw_8bit": bnb.optim.PagedAdamW8bit,
+                   "paged_adamw_32bit": bnb.optim.PagedAdamW32bit}[h.optimizer]
+            optimizer = cls(params, lr=h.learning_rate, weight_decay=h.weight_decay)
+        total = max(1, int(self.trainer.estimated_stepping_batches))
+        warmup = int(h.warmup_ratio * total)
+        name = {"constant": "constant_with_warmup"}.get(h.lr_schedule, h.lr_schedule)
+        scheduler = get_scheduler(name, optimizer, num_warmup_steps=warmup, num_training_steps=total)
+        return {"optimizer": optimizer, "lr_scheduler": {"scheduler": scheduler, "interval": "step"}}
+
+    # -- checkpoints -----------------------------------------------------------------------
+    def on_save_checkpoint(self, checkpoint: dict[str, Any]) -> None:
+        trainable = self.trainable_state_keys()
+        checkpoint["state_dict"] = {k: v for k, v in checkpoint["state_dict"].items() if k in trainable}
+        checkpoint[CHECKPOINT_KEY] = {
+            "format": CHECKPOINT_FORMAT,
+            "version": __version__,
+            "prompt_style": self.style.to_dict(),
+        }
+
+    def on_load_checkpoint(self, checkpoint: dict[str, Any]) -> None:
+        check_adapter_keys(checkpoint, self.trainable_state_keys())
+
+
+def check_adapter_keys(checkpoint: dict[str, Any], expected: set[str]) -> None:
+    """Refuse a checkpoint whose adapters do not fit this model, naming what differs."""
+    if CHECKPOINT_KEY not in checkpoint:
+        raise ValueError("this is not an mh_lightning checkpoint (no 'mh_lightning' entry)")
+    found = set(checkpoint["state_dict"])
+    missing, unexpected = sorted(expected - found), sorted(found - expected)
+    if missing or unexpected:
+        detail = f"missing {missing[:2]}" if missing else f"unexpected {unexpected[:2]}"
+        raise ValueError(
+            f"the checkpoint's adapters do not match the model ({len(missing)} missing, "
+            f"{len(unexpected)} unexpected: {detail}); were model.lora_* settings changed?"
+        )
