@@ -20,6 +20,7 @@ import lightning.pytorch as pl
 import torch
 from torch.utils.data import DataLoader
 
+from mh_lightning.batching import ConversationSampler
 from mh_lightning.prompts import DEFAULT_STYLE, PromptFormatError, PromptStyle
 
 log = logging.getLogger(__name__)
@@ -98,7 +99,7 @@ def _describe(value: Any) -> str:
 
 def _row_pair(row: dict[str, Any], columns: Sequence[str], style: PromptStyle) -> tuple[str, str]:
     values = [row[c] for c in columns]
-    for column, value in zip(columns, values):
+    for column, value in zip(columns, values, strict=True):
         if not isinstance(value, str):
             raise PromptFormatError(f"column {column!r} holds {_describe(value)}, expected text")
     if len(values) == 1:
@@ -233,6 +234,7 @@ class MentalHealthDataModule(pl.LightningDataModule):
         seed: int = 42,
         max_length: int = 512,
         train_on_prompt: bool = False,
+        group_by_length: bool = False,
         batch_size: int = 8,
         eval_batch_size: int | None = None,
         num_workers: int = 0,
@@ -252,6 +254,7 @@ class MentalHealthDataModule(pl.LightningDataModule):
             seed: seed of the train/val split.
             max_length: tokens per example; longer examples are cut at the end.
             train_on_prompt: also train on the question tokens (the original recipe did).
+            group_by_length: batch examples of similar length together (less padding).
             batch_size: micro-batch size for training.
             eval_batch_size: micro-batch size for validation (default: `batch_size`).
             num_workers: DataLoader worker processes.
@@ -298,23 +301,33 @@ class MentalHealthDataModule(pl.LightningDataModule):
                         h.path, cut, len(examples), name, h.max_length)
         return examples
 
-    def _loader(self, examples: list[TokenizedExample], batch_size: int, shuffle: bool) -> DataLoader:
-        # Lightning swaps in a DistributedSampler under DDP (use_distributed_sampler=True).
+    def _loader(self, examples: list[TokenizedExample], batch_size: int,
+                sampler: ConversationSampler | None = None) -> DataLoader:
         return DataLoader(
             examples,
             batch_size=batch_size,
-            shuffle=shuffle,
+            sampler=sampler,
             collate_fn=Collator(self.tokenizer.pad_token_id),
             num_workers=self.hparams.num_workers,
             persistent_workers=self.hparams.num_workers > 0,
             pin_memory=torch.cuda.is_available(),
         )
 
+    def train_sampler(self) -> ConversationSampler:
+        """Seeded by `seed + epoch` and split across processes; Lightning keeps it under DDP."""
+        trainer = self.trainer
+        h = self.hparams
+        return ConversationSampler(
+            [len(e.input_ids) for e in self.train_examples], h.batch_size, shuffle=True,
+            seed=h.seed, group_by_length=h.group_by_length,
+            num_replicas=trainer.world_size if trainer else 1, rank=trainer.global_rank if trainer else 0,
+        )
+
     def train_dataloader(self) -> DataLoader:
-        return self._loader(self.train_examples, self.hparams.batch_size, shuffle=True)
+        return self._loader(self.train_examples, self.hparams.batch_size, self.train_sampler())
 
     def val_dataloader(self) -> DataLoader:
         if not self.val_examples:
             return []  # type: ignore[return-value]  # val_fraction=0: Lightning skips validation
-        size = self.hparams.eval_batch_size or self.hparams.batch_size
-        return self._loader(self.val_examples, size, shuffle=False)
+        # Lightning adds a (non-shuffling) distributed sampler here under DDP.
+        return self._loader(self.val_examples, self.hparams.eval_batch_size or self.hparams.batch_size)

@@ -76,6 +76,7 @@ class FalconLoRAModule(pl.LightningModule):
     def configure_model(self) -> None:
         if self.model is None:
             self.build(self.trainer.strategy.root_device)
+            self.model.train()  # from_pretrained returns eval mode, which would disable LoRA dropout
 
     def build(self, device: torch.device | str = "cpu") -> None:
         """Load the quantized base straight onto `device` and add fresh LoRA adapters."""
