@@ -8,12 +8,15 @@ configs: `--config configs/falcon7b_qlora.yaml --config configs/ddp.yaml`.
 from __future__ import annotations
 
 import os
+import sys
 from pathlib import Path
 
 from lightning.pytorch.callbacks import LearningRateMonitor, ModelCheckpoint
 from lightning.pytorch.cli import LightningCLI
 
-from mh_lightning.data import MentalHealthDataModule
+from mh_lightning.checkpoint import CheckpointError
+from mh_lightning.data import DataError, MentalHealthDataModule
+from mh_lightning.model import ModelLoadError
 from mh_lightning.module import FalconLoRAModule
 
 
@@ -51,5 +54,18 @@ def cli_main(args: list[str] | None = None) -> MHLightningCLI:
     )
 
 
+# Mistakes in the data, model or checkpoint named by the user: one clear line, no traceback.
+USER_ERRORS = (DataError, ModelLoadError, CheckpointError)
+
+
+def main(args: list[str] | None = None) -> int:
+    try:
+        cli_main(args)
+    except USER_ERRORS as err:
+        print(f"error: {err}", file=sys.stderr)
+        return 2
+    return 0
+
+
 if __name__ == "__main__":
-    cli_main()
+    sys.exit(main())
