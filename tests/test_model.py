@@ -1,0 +1,102 @@
+import json
+
+import bitsandbytes as bnb
+import pytest
+import torch
+from transformers import AutoModelForCausalLM
+
+from mh_lightning import tiny
+from mh_lightning.model import (
+    DEFAULT_LORA_TARGETS,
+    ModelLoadError,
+    add_lora,
+    check_quantized,
+    decoder_linears,
+    load_base_model,
+    load_tokenizer,
+)
+
+
+@pytest.fixture(scope="module")
+def tiny_folder(tmp_path_factory):
+    return tiny.build(tmp_path_factory.mktemp("tiny") / "model")
+
+
+def test_tiny_model_has_falcon_7b_flags(tiny_folder):
+    config = json.loads((tiny_folder / "config.json").read_text())
+    assert config["model_type"] == "falcon"
+    assert (config["multi_query"], config["parallel_attn"], config["bias"], config["alibi"]) == (True, True, False, False)
+    assert config["new_decoder_architecture"] is False
+
+
+def test_tiny_model_is_deterministic(tmp_path, tiny_folder):
+    again = tiny.build(tmp_path / "again")
+    a = AutoModelForCausalLM.from_pretrained(tiny_folder).state_dict()
+    b = AutoModelForCausalLM.from_pretrained(again).state_dict()
+    assert a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a)
+    assert (again / "tokenizer.json").read_text() == (tiny_folder / "tokenizer.json").read_text()
+
+
+def test_tokenizer_pads_with_eos_and_emits_no_token_type_ids():
+    tokenizer = load_tokenizer("builtin:tiny-falcon")
+    assert tokenizer.pad_token == tokenizer.eos_token == "<|endoftext|>"
+    assert "token_type_ids" not in tokenizer("<HUMAN>: hi")
+
+
+@pytest.mark.parametrize(("quantization", "layer"), [("nf4", bnb.nn.Linear4bit), ("fp4", bnb.nn.Linear4bit)])
+def test_decoder_linears_are_bitsandbytes_layers(tiny_folder, quantization, layer):
+    model = load_base_model(str(tiny_folder), quantization, "float32")
+    linears = decoder_linears(model)
+    assert len(linears) == 2 * len(DEFAULT_LORA_TARGETS)  # two layers, four linears each
+    assert all(type(m) is layer for m in linears.values())
+    assert {m.weight.quant_type for m in linears.values()} == {quantization}
+
+
+def test_unquantized_model_is_refused_with_a_clear_message(tiny_folder):
+    model = load_base_model(str(tiny_folder), "none", "float32")
+    with pytest.raises(ModelLoadError) as err:
+        check_quantized(model, "nf4")
+    message = str(err.value)
+    assert message.startswith("quantization=nf4 was asked for, but the decoder's linear layers are not Linear4bit: "
+                              "transformer.h.0.self_attention.query_key_value (FalconLinear)")
+    assert "transformers 5.x skips Falcon's FalconLinear" in message
+
+
+def test_legacy_refinedweb_folder_loads_as_native_falcon(tmp_path, tiny_folder):
+    """Old sharded Falcon checkpoints carry the custom-code RefinedWebModel config."""
+    legacy = tmp_path / "legacy"
+    legacy.mkdir()
+    for f in tiny_folder.iterdir():
+        (legacy / f.name).write_bytes(f.read_bytes())
+    native = json.loads((tiny_folder / "config.json").read_text())
+    old = {
+        "model_type": "RefinedWebModel",
+        "architectures": ["RWForCausalLM"],
+        "auto_map": {"AutoConfig": "configuration_RW.RWConfig", "AutoModelForCausalLM": "modelling_RW.RWForCausalLM"},
+        "hidden_size": native["hidden_size"],
+        "n_head": native["num_attention_heads"],
+        "n_layer": native["num_hidden_layers"],
+        "vocab_size": native["vocab_size"],
+        "multi_query": True, "parallel_attn": True, "bias": False, "alibi": False,
+        "bos_token_id": native["bos_token_id"], "eos_token_id": native["eos_token_id"],
+        "layer_norm_epsilon": 1e-5, "initializer_range": 0.02,
+    }
+    (legacy / "config.json").write_text(json.dumps(old))
+    ids = torch.tensor([[5, 17, 99, 3, 250]])
+    loaded = load_base_model(str(legacy), "none", "float32")
+    reference = load_base_model(str(tiny_folder), "none", "float32")
+    assert type(loaded).__name__ == "FalconForCausalLM"
+    assert torch.allclose(loaded(ids).logits, reference(ids).logits, atol=0, rtol=0)
+    quantized = load_base_model(str(legacy), "nf4", "float32")  # and it quantizes like the native one
+    assert all(isinstance(m, bnb.nn.Linear4bit) for m in decoder_linears(quantized).values())
+
+
+def test_lora_makes_only_adapters_trainable(tiny_folder):
+    model = add_lora(load_base_model(str(tiny_folder), "nf4", "float32"), r=4, alpha=8, dropout=0.0)
+    trainable = [n for n, p in model.named_parameters() if p.requires_grad]
+    assert len(trainable) == 2 * 2 * len(DEFAULT_LORA_TARGETS)  # A and B, 4 targets, 2 layers
+    assert all(".lora_A." in n or ".lora_B." in n for n in trainable)
+    assert model.base_model.model.config.use_cache is False
+    hidden = 128
+    qkv_a = model.get_parameter("base_model.model.transformer.h.0.self_attention.query_key_value.lora_A.default.weight")
+    assert qkv_a.shape == (4, hidden)
