@@ -7,6 +7,7 @@ and schedule from the config, and keeps checkpoints adapter-only.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Sequence
 from typing import Any, Literal
 
@@ -21,8 +22,10 @@ from mh_lightning.prompts import DEFAULT_STYLE
 
 CHECKPOINT_KEY = "mh_lightning"  # marks our checkpoints and records how to rebuild the model
 CHECKPOINT_FORMAT = 1
+WRAPPER_SEGMENTS = r"(_fsdp_wrapped_module|_checkpoint_wrapped_module)\."  # torch's FSDP / checkpoint_wrapper
 Optimizer = Literal["adamw", "adamw_8bit", "paged_adamw_8bit", "paged_adamw_32bit"]
 Schedule = Literal["cosine", "linear", "constant"]
+MODEL_INPUTS = ("input_ids", "attention_mask", "position_ids", "labels")
 
 
 class FalconLoRAModule(pl.LightningModule):
@@ -66,6 +69,7 @@ class FalconLoRAModule(pl.LightningModule):
         """
         super().__init__()
         self.save_hyperparameters()
+        check_settings(self.hparams)  # before `configure_model` loads anything
         self.model: torch.nn.Module | None = None
         self.style = DEFAULT_STYLE
         # Checkpoints hold only the adapters: the frozen base weights come from `model_name`.
@@ -88,12 +92,15 @@ class FalconLoRAModule(pl.LightningModule):
         )
 
     def trainable_state_keys(self) -> set[str]:
-        return {name for name, p in self.named_parameters() if p.requires_grad}
+        """The state_dict keys of the adapters (parameter names without FSDP's and activation
+        checkpointing's wrapper segments, which state_dict keys do not have)."""
+        return {re.sub(WRAPPER_SEGMENTS, "", name) for name, p in self.named_parameters() if p.requires_grad}
 
     # -- steps -----------------------------------------------------------------------------
     def step(self, batch: dict[str, torch.Tensor]) -> tuple[torch.Tensor, torch.Tensor]:
         """Mean loss over the tokens that carry a label, and how many there were."""
-        loss = self.model(**batch).loss
+        # Packed batches also carry `num_tokens` (for the throughput monitor), not a model input.
+        loss = self.model(**{k: v for k, v in batch.items() if k in MODEL_INPUTS}).loss
         n_tokens = (batch["labels"][:, 1:] != IGNORE_INDEX).sum()
         return loss, n_tokens
 
@@ -144,6 +151,28 @@ class FalconLoRAModule(pl.LightningModule):
 
     def on_load_checkpoint(self, checkpoint: dict[str, Any]) -> None:
         check_adapter_keys(checkpoint, self.trainable_state_keys())
+
+
+class SettingsError(ValueError):
+    """A model setting is out of range or contradicts another; the message names the key."""
+
+
+def check_settings(h: Any) -> None:
+    problems = [
+        (h.lora_r < 1, f"model.lora_r must be at least 1, got {h.lora_r}"),
+        (h.lora_alpha <= 0, f"model.lora_alpha must be positive, got {h.lora_alpha}"),
+        (not 0 <= h.lora_dropout < 1, f"model.lora_dropout must be in [0, 1), got {h.lora_dropout}"),
+        (not h.lora_target_modules, "model.lora_target_modules is empty: name the linear layers that get adapters"),
+        (h.learning_rate <= 0, f"model.learning_rate must be positive, got {h.learning_rate}"),
+        (h.weight_decay < 0, f"model.weight_decay must be at least 0, got {h.weight_decay}"),
+        (not 0 <= h.warmup_ratio < 1, f"model.warmup_ratio must be in [0, 1), got {h.warmup_ratio}"),
+        (h.quant_storage is not None and h.quantization not in ("nf4", "fp4"),
+         f"model.quant_storage only applies to 4-bit weights, but model.quantization is {h.quantization!r}: "
+         "remove model.quant_storage or use nf4/fp4"),
+    ]
+    for failed, message in problems:
+        if failed:
+            raise SettingsError(message)
 
 
 def check_adapter_keys(checkpoint: dict[str, Any], expected: set[str]) -> None:

@@ -1,0 +1,132 @@
+"""scripts/benchmark.py and scripts/hf_trainer_baseline.py on the tiny model: the JSON they
+print, token counts checked exactly against the data, and the benchmark models' sizes. No
+timing is asserted: speed is measured by running the scripts (docs/benchmarks.md)."""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+import sys
+from types import ModuleType
+
+import pytest
+import torch
+from conftest import REPO, TINY_CONFIG, needs_real_data
+
+from mh_lightning.batching import pack_batch
+from mh_lightning.data import IGNORE_INDEX
+
+KEYS = {"trained_tokens_per_s", "processed_tokens_per_s", "padding_efficiency", "seconds_per_step",
+        "peak_host_mb", "peak_gpu_mb", "params", "trainable_params", "trained_tokens", "processed_tokens"}
+TINY_PARAMS = 475_904 + 59_392  # base (4-bit weights counted at full size) + LoRA
+# LoRA r=16 on 2 layers of hidden 128: qkv 16*(128+192) + dense 16*(128+128) + 2 * 16*(128+512).
+TINY_LORA = 2 * (16 * 320 + 16 * 256 + 2 * 16 * 640)
+
+
+def script(name: str) -> ModuleType:
+    sys.path.insert(0, str(REPO / "scripts"))
+    spec = importlib.util.spec_from_file_location(name, REPO / "scripts" / f"{name}.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def printed_json(capsys: pytest.CaptureFixture[str]) -> dict:
+    lines = capsys.readouterr().out.strip().splitlines()
+    assert len(lines) == 1, lines  # stdout holds the JSON line only
+    return json.loads(lines[0])
+
+
+def test_benchmark_prints_exact_token_counts_and_logs_them(
+    capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    benchmark = script("benchmark")
+    seen = {}
+    report = benchmark.report
+    monkeypatch.setattr(benchmark, "report", lambda cli, monitor, peak: report(seen.setdefault("cli", cli),
+                                                                                monitor, peak))
+    benchmark.main(["--config", str(TINY_CONFIG), "--steps", "2", "--warmup_steps", "1"])
+    result = printed_json(capsys)
+    assert KEYS <= set(result)
+    assert (result["steps"], result["warmup_steps"], result["packing"]) == (2, 1, True)
+    assert (result["params"], result["trainable_params"]) == (TINY_PARAMS, TINY_LORA)
+    assert result["peak_gpu_mb"] is None and "mfu" not in result  # no GPU here
+    assert result["peak_host_mb"] > 100
+
+    # Step 1 (warm-up) trains micro-batch 0; steps 2-3 (measured) micro-batches 1 and 2 of
+    # the sampler's first epoch (micro-batch 4, no accumulation in the tiny config).
+    cli = seen["cli"]
+    data = cli.datamodule
+    order = list(data.train_sampler())
+    batches = [[data.train_examples[i] for i in order[4 * b : 4 * b + 4]] for b in (1, 2)]
+    trained = sum(len(e.input_ids) for batch in batches for e in batch)
+    packed = [pack_batch(batch, data.tokenizer.pad_token_id, 256, IGNORE_INDEX) for batch in batches]
+    processed = sum(b["input_ids"].numel() for b in packed)
+    assert (result["trained_tokens"], result["processed_tokens"]) == (trained, processed)
+    assert result["padding_efficiency"] == pytest.approx(trained / processed, abs=1e-9)
+    assert 0 < result["padding_efficiency"] <= 1
+    assert result["trained_tokens_per_s"] == pytest.approx(trained / result["seconds"], rel=1e-9)
+    assert result["seconds_per_step"] == pytest.approx(result["seconds"] / 2, rel=1e-9)
+
+    logged = cli.trainer.callback_metrics  # the last step's values, as sent to the logger
+    last = packed[-1]
+    assert float(logged["train/padding_efficiency"]) == pytest.approx(
+        int(last["num_tokens"]) / last["input_ids"].numel(), abs=1e-6)
+    for name in ("train/trained_tokens_per_s", "train/processed_tokens_per_s", "train/seconds_per_step",
+                 "perf/peak_host_mb"):
+        assert float(logged[name]) > 0, name
+    assert "perf/peak_gpu_mb" not in logged
+
+
+def test_hf_baseline_prints_the_same_keys_for_the_recipe(capsys: pytest.CaptureFixture[str]) -> None:
+    baseline = script("hf_trainer_baseline")
+    baseline.main(["--config", str(TINY_CONFIG), "--steps", "1", "--warmup_steps", "1"])
+    result = printed_json(capsys)
+    assert KEYS <= set(result)
+    assert (result["trainer"], result["steps"], result["gradient_checkpointing"]) == ("hf", 1, True)
+    assert (result["params"], result["trainable_params"]) == (TINY_PARAMS, TINY_LORA)
+    # One measured micro-batch of 4 conversations, padded to its longest by the collator.
+    assert 0 < result["trained_tokens"] <= result["processed_tokens"] <= 4 * 256
+    assert result["processed_tokens"] % 4 == 0
+    assert result["padding_efficiency"] == pytest.approx(result["trained_tokens"] / result["processed_tokens"])
+
+
+def test_synthetic_falcon_7b_has_the_real_architecture() -> None:
+    from transformers import FalconForCausalLM
+
+    config = script("benchmark").synthetic_config("falcon-7b")
+    with torch.device("meta"):  # shapes only: no memory, no download
+        model = FalconForCausalLM(config)
+    assert sum(p.numel() for p in model.parameters()) == 6_921_720_704  # tiiuae/falcon-7b
+    assert (config.multi_query, config.parallel_attn, config.bias, config.alibi) == (True, True, False, False)
+
+
+@needs_real_data
+def test_falcon_20m_preset_has_20m_parameters_and_a_7k_vocabulary_on_the_real_data() -> None:
+    from conftest import REAL_PARQUET
+    from transformers import FalconForCausalLM
+
+    from mh_lightning import tiny
+    from mh_lightning.data import load_conversations
+
+    texts = [c.text() for c in load_conversations(str(REAL_PARQUET))]
+    tokenizer = tiny.corpus_tokenizer("falcon-20m", texts)  # what `python -m mh_lightning.tiny --corpus` uses
+    assert 6_500 <= len(tokenizer) <= 7_000
+    config = tiny.falcon_config(tiny.PRESETS["falcon-20m"], len(tokenizer), tokenizer.eos_token_id)
+    with torch.device("meta"):
+        params = sum(p.numel() for p in FalconForCausalLM(config).parameters())
+    assert 19_000_000 <= params <= 21_000_000
+    assert (config.hidden_size, config.num_hidden_layers, config.num_attention_heads) == (512, 6, 8)
+
+
+def test_bench_generate_times_the_adapter_and_the_merged_model(
+    tiny_checkpoint, capsys: pytest.CaptureFixture[str]
+) -> None:
+    script("bench_generate").main(["--checkpoint", str(tiny_checkpoint), "--questions", "2",
+                                   "--max_new_tokens", "4", "--device", "cpu"])
+    lines = [json.loads(line) for line in capsys.readouterr().out.strip().splitlines()]
+    assert [r["model"] for r in lines] == ["4bit+adapter", "merged"]
+    assert [r["quantization"] for r in lines] == ["nf4", "none"]
+    for r in lines:
+        assert r["answers"] == 2 and 2 <= r["new_tokens"] <= 8  # at least one token per answer
+        assert r["tokens_per_s"] == pytest.approx(r["new_tokens"] / r["seconds"])
