@@ -1,16 +1,19 @@
 """Conversations in, masked token batches out.
 
-`load_conversations` reads a hub dataset, a local parquet/csv/json/jsonl file or a
-`save_to_disk` folder with `datasets`, and validates every row. `MentalHealthDataModule`
+`load_conversations` reads a hub dataset, a local parquet/json/jsonl file or a
+`save_to_disk` folder with `datasets` (CSV, which holds only text, with the standard
+library), and validates every row: any problem is one `DataError` naming the file and row. `MentalHealthDataModule`
 splits them deterministically, tokenizes once, masks the prompt out of the loss (by
 position) and pads each batch to its longest example.
 """
 
 from __future__ import annotations
 
+import csv
 import logging
 import math
 import random
+import re
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -20,7 +23,7 @@ import lightning.pytorch as pl
 import torch
 from torch.utils.data import DataLoader
 
-from mh_lightning.batching import ConversationSampler
+from mh_lightning.batching import ConversationSampler, pack_batch
 from mh_lightning.prompts import DEFAULT_STYLE, PromptFormatError, PromptStyle
 
 log = logging.getLogger(__name__)
@@ -55,17 +58,19 @@ def _read_table(path: str, split: str) -> Any:
     if path == BUILTIN_SAMPLE:
         path = str(SAMPLE_PATH)
     local = Path(path)
+    suffix = local.suffix.lower()
     try:
         if local.is_dir():
             loaded = datasets.load_from_disk(str(local))
-        elif local.suffix.lower() in FILE_LOADERS:
+        elif suffix in FILE_LOADERS:
             if not local.is_file():
                 raise DataError(f"{path}: file not found")
             if local.stat().st_size == 0:
                 raise DataError(f"{path}: the file is empty")
-            loaded = datasets.load_dataset(
-                FILE_LOADERS[local.suffix.lower()], data_files=str(local), split="train"
-            )
+            if suffix == ".csv":
+                loaded = _read_csv(local)
+            else:
+                loaded = datasets.load_dataset(FILE_LOADERS[suffix], data_files=str(local), split="train")
         elif local.suffix or local.exists() or path.startswith((".", "/")):
             known = ", ".join(FILE_LOADERS)
             raise DataError(f"{path}: unsupported file type {local.suffix!r}; use one of {known}, "
@@ -75,18 +80,67 @@ def _read_table(path: str, split: str) -> Any:
     except DataError:
         raise
     except Exception as err:  # datasets/pyarrow raise many types; all mean "cannot read this"
-        reason = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
-        hint = "" if Path(path).exists() else (
-            " If it is a hub dataset id, check the name and the network; a local file needs "
-            "one of the extensions " + ", ".join(FILE_LOADERS) + ".")
-        raise DataError(
-            f"{path}: cannot be read as a dataset ({type(err).__name__}: {reason}).{hint}"
-        ) from err
+        reason = _root_cause(err)
+        if "corresponds to no data" in reason:  # datasets' words for a file without rows
+            raise DataError(f"{path}: the file holds no rows") from err
+        if suffix in (".json", ".jsonl"):
+            hint = " A .json file holds a list of objects, a .jsonl file one object per line."
+        elif Path(path).exists():
+            hint = ""
+        else:
+            hint = (" If it is a hub dataset id, check the name and the network; a local file needs "
+                    "one of the extensions " + ", ".join(FILE_LOADERS) + ".")
+        raise DataError(f"{path}: cannot be read as a dataset ({reason}).{hint}") from err
     if isinstance(loaded, datasets.DatasetDict):
         if split not in loaded:
             raise DataError(f"{path}: no split {split!r}; it has {sorted(loaded)}. Set data.split.")
         loaded = loaded[split]
     return loaded
+
+
+def _root_cause(err: BaseException) -> str:
+    """`Type: first line` of the most telling exception in the chain: datasets wraps the useful
+    one (pyarrow's "JSON parse error: ... in row 3") in a generic DatasetGenerationError."""
+    chain: list[BaseException] = []
+    while err is not None and len(chain) < 20:  # a chain, not a cycle
+        chain.append(err)
+        err = err.__cause__ or err.__context__
+    useful = [e for e in chain if type(e).__name__ != "DatasetGenerationError"] or chain
+    located = [e for e in useful if re.search(r"\b(row|line)\b", str(e))]
+    best = (located or useful)[0]
+    text = str(best).strip()
+    return f"{type(best).__name__}: {text.splitlines()[0]}" if text else type(best).__name__
+
+
+def _read_csv(path: Path) -> Any:
+    """Every field as text, read with the standard library: CSV has no types, so "NA" stays
+    "NA" and "42" stays "42", and a row with the wrong number of fields is named, not shifted
+    into an index as pandas would."""
+    import datasets
+
+    csv.field_size_limit(2**31 - 1)  # long answers are fine (the default limit is 128 KiB)
+    rows: list[list[str]] = []
+    with path.open(encoding="utf-8-sig", newline="") as f:
+        reader = csv.reader(f, strict=True)
+        try:
+            header = next((fields for fields in reader if fields), None)
+            if header is None:
+                raise DataError(f"{path}: no header row, only blank lines")
+            repeated = sorted({name for name in header if header.count(name) > 1})
+            if repeated:
+                raise DataError(f"{path}: the header names column {repeated[0]!r} more than once")
+            for fields in reader:
+                if not fields:
+                    continue  # a blank line, not a row
+                if len(fields) != len(header):
+                    raise DataError(
+                        f"{path}: row {len(rows)} (line {reader.line_num}) has {len(fields)} fields but the "
+                        f"header has {len(header)}; quote fields that hold commas, quotes or newlines")
+                rows.append(fields)
+        except csv.Error as err:
+            raise DataError(f"{path}: row {len(rows)} (line {reader.line_num}): not valid CSV: {err}") from None
+    # An empty field is a missing value, as pandas reads it: "column 'answer' holds an empty value".
+    return datasets.Dataset.from_dict({name: [r[i] or None for r in rows] for i, name in enumerate(header)})
 
 
 def _describe(value: Any) -> str:
@@ -104,7 +158,24 @@ def _row_pair(row: dict[str, Any], columns: Sequence[str], style: PromptStyle) -
             raise PromptFormatError(f"column {column!r} holds {_describe(value)}, expected text")
     if len(values) == 1:
         return style.parse(values[0])
+    for column, value in zip(columns, values, strict=True):
+        for tag in (style.human_tag, style.assistant_tag):
+            if tag in value:  # the training text would hold it twice: which turn is which?
+                raise PromptFormatError(f"column {column!r} holds the {tag} marker, which only the "
+                                        "prompt template may add")
     return style.clean_pair(*values)
+
+
+def check_columns(text_column: str, question_column: str | None, answer_column: str | None) -> list[str]:
+    """The columns to read; contradictory settings fail here, before anything is loaded."""
+    if (question_column is None) != (answer_column is None):
+        given, missing = ("question", "answer") if answer_column is None else ("answer", "question")
+        raise DataError(f"data.{given}_column is set but data.{missing}_column is not: set both, or "
+                        "neither to read the combined data.text_column")
+    if question_column is not None and question_column == answer_column:
+        raise DataError(f"data.question_column and data.answer_column are both {question_column!r}: "
+                        "name two different columns")
+    return [text_column] if question_column is None else [question_column, answer_column]
 
 
 def load_conversations(
@@ -124,20 +195,20 @@ def load_conversations(
     """
     if on_bad_rows not in ("error", "skip"):
         raise DataError(f"data.on_bad_rows must be 'error' or 'skip', got {on_bad_rows!r}")
-    if (question_column is None) != (answer_column is None):
-        raise DataError("set both data.question_column and data.answer_column, or neither "
-                        "(to read the combined data.text_column)")
-    columns = [text_column] if question_column is None else [question_column, answer_column]
+    columns = check_columns(text_column, question_column, answer_column)
     table = _read_table(path, split)
     missing = [c for c in columns if c not in table.column_names]
     if missing:
         raise DataError(f"{path}: no column {missing[0]!r}; the columns are {table.column_names}. "
                         "Set data.text_column, or data.question_column and data.answer_column.")
     conversations, bad = [], []
-    for index, row in enumerate(table.select_columns(columns)):
+    rows = table.select_columns(columns)
+    for index in range(len(rows)):  # by index: one undecodable row must not end the iteration
         try:
-            question, answer = _row_pair(row, columns, style)
-        except PromptFormatError as err:
+            question, answer = _row_pair(rows[index], columns, style)
+        except (PromptFormatError, UnicodeDecodeError) as err:
+            if isinstance(err, UnicodeDecodeError):  # pyarrow keeps invalid UTF-8 from JSON files
+                err = PromptFormatError(f"not valid UTF-8 text ({err.reason} at byte {err.start})")
             if on_bad_rows == "error":
                 raise DataError(f"{path}: row {index}: {err}. Fix the row, or set "
                                 "data.on_bad_rows: skip to train on the other rows.") from None
@@ -213,10 +284,15 @@ def pad_batch(examples: Sequence[TokenizedExample], pad_id: int) -> dict[str, to
 
 
 class Collator:
-    def __init__(self, pad_id: int) -> None:
+    """Padded batches, or packed ones (several conversations per row) when `pack_to` is set."""
+
+    def __init__(self, pad_id: int, pack_to: int | None = None) -> None:
         self.pad_id = pad_id
+        self.pack_to = pack_to
 
     def __call__(self, examples: Sequence[TokenizedExample]) -> dict[str, torch.Tensor]:
+        if self.pack_to is not None:
+            return pack_batch(examples, self.pad_id, self.pack_to, IGNORE_INDEX)
         return pad_batch(examples, self.pad_id)
 
 
@@ -235,6 +311,7 @@ class MentalHealthDataModule(pl.LightningDataModule):
         max_length: int = 512,
         train_on_prompt: bool = False,
         group_by_length: bool = False,
+        packing: bool = False,
         batch_size: int = 8,
         eval_batch_size: int | None = None,
         num_workers: int = 0,
@@ -255,6 +332,9 @@ class MentalHealthDataModule(pl.LightningDataModule):
             max_length: tokens per example; longer examples are cut at the end.
             train_on_prompt: also train on the question tokens (the original recipe did).
             group_by_length: batch examples of similar length together (less padding).
+            packing: lay each micro-batch out with several conversations per row (up to
+                `max_length` tokens) and block-diagonal attention: the same conversations and
+                loss as padded batches, with far less padding.
             batch_size: micro-batch size for training.
             eval_batch_size: micro-batch size for validation (default: `batch_size`).
             num_workers: DataLoader worker processes.
@@ -264,8 +344,15 @@ class MentalHealthDataModule(pl.LightningDataModule):
         self.save_hyperparameters()
         if on_bad_rows not in ("error", "skip"):
             raise DataError(f"data.on_bad_rows must be 'error' or 'skip', got {on_bad_rows!r}")
-        if max_length < 2:
-            raise DataError(f"data.max_length must be at least 2, got {max_length}")
+        # Settings that cannot work fail here, at construction, before any model is loaded.
+        check_columns(text_column, question_column, answer_column)
+        eval_size = 1 if eval_batch_size is None else eval_batch_size
+        for key, value, least in (("max_length", max_length, 2), ("batch_size", batch_size, 1),
+                                  ("eval_batch_size", eval_size, 1), ("num_workers", num_workers, 0)):
+            if value < least:
+                raise DataError(f"data.{key} must be at least {least}, got {value}")
+        if not 0 <= val_fraction < 1:
+            raise DataError(f"data.val_fraction must be in [0, 1), got {val_fraction}")
         self.style = DEFAULT_STYLE
         self.tokenizer: Any = None
         self.train_conversations: list[Conversation] = []
@@ -307,10 +394,13 @@ class MentalHealthDataModule(pl.LightningDataModule):
             examples,
             batch_size=batch_size,
             sampler=sampler,
-            collate_fn=Collator(self.tokenizer.pad_token_id),
+            collate_fn=Collator(self.tokenizer.pad_token_id, self.hparams.max_length if self.hparams.packing else None),
             num_workers=self.hparams.num_workers,
             persistent_workers=self.hparams.num_workers > 0,
             pin_memory=torch.cuda.is_available(),
+            # Its own generator: making a loader iterator must not draw from the global one,
+            # or a resumed run's dropout masks would drift from an uninterrupted run's.
+            generator=torch.Generator().manual_seed(self.hparams.seed),
         )
 
     def train_sampler(self) -> ConversationSampler:

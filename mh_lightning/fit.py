@@ -14,10 +14,14 @@ from pathlib import Path
 from lightning.pytorch.callbacks import LearningRateMonitor, ModelCheckpoint
 from lightning.pytorch.cli import LightningCLI
 
-from mh_lightning.checkpoint import CheckpointError
+from mh_lightning.callbacks import GradNormMonitor, SampleCallback
+from mh_lightning.checkpoint import CheckpointError, read_checkpoint
 from mh_lightning.data import DataError, MentalHealthDataModule
+from mh_lightning.faults import NonFiniteLossError, NonFiniteLossGuard, OutOfMemoryHint, explain_out_of_memory
 from mh_lightning.model import ModelLoadError
-from mh_lightning.module import FalconLoRAModule
+from mh_lightning.module import FalconLoRAModule, SettingsError
+from mh_lightning.resume import Resumable, StepCheckpoint, is_checkpoint_file, resolve_ckpt_path
+from mh_lightning.throughput import ThroughputMonitor
 
 
 class MHLightningCLI(LightningCLI):
@@ -26,6 +30,12 @@ class MHLightningCLI(LightningCLI):
         parser.link_arguments("model.model_name", "data.tokenizer_name")
         parser.link_arguments("data.max_length", "model.max_length")
         parser.add_lightning_class_args(ModelCheckpoint, "checkpoint")
+        # Also every N optimizer steps: --step_checkpoint.every_n_train_steps N (0: off).
+        parser.add_lightning_class_args(StepCheckpoint, "step_checkpoint")
+        # What training learned, visible in TensorBoard: --samples.num_questions 0 turns it off.
+        parser.add_lightning_class_args(SampleCallback, "samples")
+        parser.add_lightning_class_args(GradNormMonitor, "grad_norm")
+        parser.add_lightning_class_args(ThroughputMonitor, "throughput")  # tokens/s, padding, peak memory
         parser.set_defaults({
             "checkpoint.monitor": "val/loss",
             "checkpoint.mode": "min",
@@ -33,6 +43,7 @@ class MHLightningCLI(LightningCLI):
             "checkpoint.save_top_k": 1,
             "checkpoint.filename": "epoch{epoch}-step{step}-val_loss{val/loss:.4f}",
             "checkpoint.auto_insert_metric_name": False,
+            "checkpoint.enable_version_counter": False,  # one last.ckpt, shared with step_checkpoint
         })
 
     def before_instantiate_classes(self) -> None:
@@ -42,20 +53,42 @@ class MHLightningCLI(LightningCLI):
         if config.checkpoint.dirpath is None:
             root = config.trainer.default_root_dir or os.getcwd()
             config.checkpoint.dirpath = str(Path(root) / "checkpoints")
+        if config.step_checkpoint.dirpath is None:
+            config.step_checkpoint.dirpath = config.checkpoint.dirpath
+
+    def parse_arguments(self, parser, args) -> None:
+        super().parse_arguments(parser, args)
+        # Lightning reads a --ckpt_path file right after parsing: a broken one is named here first.
+        subcommand = self.config.get("subcommand")
+        ckpt_path = self.config[subcommand].get("ckpt_path") if subcommand else None
+        if is_checkpoint_file(ckpt_path):
+            read_checkpoint(ckpt_path)
+
+    def fit(self, model, datamodule=None, ckpt_path=None, **kwargs) -> None:
+        # `--ckpt_path last` resumes from the newest checkpoint that reads completely, and
+        # running out of GPU memory names the config keys to lower.
+        if not is_checkpoint_file(ckpt_path):  # a file was checked at parse time
+            ckpt_path = resolve_ckpt_path(ckpt_path, self.trainer)
+        with explain_out_of_memory(self.trainer):
+            self.trainer.fit(model, datamodule=datamodule, ckpt_path=ckpt_path, **kwargs)
 
 
-def cli_main(args: list[str] | None = None) -> MHLightningCLI:
+def cli_main(args: list[str] | None = None, run: bool = True) -> MHLightningCLI:
+    """The CLI; with `run=False` it only builds the trainer, model and data (no subcommand)."""
     return MHLightningCLI(
         FalconLoRAModule,
         MentalHealthDataModule,
-        trainer_defaults={"callbacks": [LearningRateMonitor(logging_interval="step")]},
+        trainer_defaults={"callbacks": [LearningRateMonitor(logging_interval="step"), Resumable(),
+                                        NonFiniteLossGuard()]},
         save_config_kwargs={"overwrite": True},
         args=args,
+        run=run,
     )
 
 
 # Mistakes in the data, model or checkpoint named by the user: one clear line, no traceback.
-USER_ERRORS = (DataError, ModelLoadError, CheckpointError)
+USER_ERRORS = (DataError, SettingsError, ModelLoadError, CheckpointError, NonFiniteLossError,
+               OutOfMemoryHint)
 
 
 def main(args: list[str] | None = None) -> int:
