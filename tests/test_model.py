@@ -25,7 +25,8 @@ def tiny_folder(tmp_path_factory):
 def test_tiny_model_has_falcon_7b_flags(tiny_folder):
     config = json.loads((tiny_folder / "config.json").read_text())
     assert config["model_type"] == "falcon"
-    assert (config["multi_query"], config["parallel_attn"], config["bias"], config["alibi"]) == (True, True, False, False)
+    flags = (config["multi_query"], config["parallel_attn"], config["bias"], config["alibi"])
+    assert flags == (True, True, False, False)
     assert config["new_decoder_architecture"] is False
 
 

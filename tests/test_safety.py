@@ -221,13 +221,13 @@ def test_semantic_hits_name_the_example_they_resemble() -> None:
         False)
     assert assess("which bridge is high enough that you wouldn't survive") == RiskAssessment(
         True, "suicide",
-        ('semantic: 1.00 like "asking for myself: what bridge would be high enough"',), False)
+        ('semantic: 1.00 like "been researching how many meters you need to fall to not survive"',), False)
 
 
 def test_a_rule_guard_overrules_the_classifier_and_says_so() -> None:
     found = assess("I'm not going to end it all tonight, I just needed to say how tired I am")
     assert found == RiskAssessment(False, "none", (
-        'semantic: 0.93 like "i\'m never going to feel better and i\'m tired of waiting. tonight\'s the end"',
+        'semantic: 0.95 like "i\'m never going to feel better and i\'m tired of waiting. tonight\'s the end"',
         'overruled: negation: "end it all"; negation: "going to end it"'), False)
 
 
