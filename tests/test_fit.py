@@ -102,6 +102,17 @@ def test_print_config_of_the_recipe_shows_its_values(capsys):
     assert "tokenizer_name" not in config["data"]  # linked to model.model_name, not a second setting
 
 
+def test_the_80gb_override_keeps_the_recipe_and_drops_checkpointing(capsys):
+    with pytest.raises(SystemExit):
+        cli_main(["fit", "--config", str(REPO / "configs" / "falcon7b_qlora.yaml"),
+                  "--config", str(REPO / "configs" / "gpu_80gb.yaml"), "--print_config"])
+    config = yaml.safe_load(capsys.readouterr().out)
+    assert (config["model"]["gradient_checkpointing"], config["trainer"]["precision"],
+            config["model"]["compute_dtype"]) == (False, "bf16-mixed", "bfloat16")
+    assert (config["data"]["batch_size"], config["trainer"]["accumulate_grad_batches"], config["data"]["packing"]) \
+        == (8, 8, True)  # the recipe's batches, unchanged
+
+
 def test_malformed_row_stops_fit_with_file_and_row(tmp_path):
     bad = tmp_path / "bad.jsonl"
     bad.write_text('{"text": "<HUMAN>: hi\\n<ASSISTANT>: hello"}\n{"text": "<HUMAN>: no answer"}\n')
