@@ -80,7 +80,7 @@ def quantized(model: torch.nn.Module) -> torch.nn.Module | None:
 
 
 @contextmanager
-def _one_thread() -> Iterator[None]:
+def one_thread() -> Iterator[None]:
     """A message is a few dozen tokens: one thread is as fast, and never stalls behind a busy core
     (two threads on a loaded 2-core machine took 400 ms instead of 10). The caller's setting returns."""
     before = torch.get_num_threads()
@@ -124,7 +124,7 @@ class Embedder:
         """Embeddings of raw messages, shape [len(texts), 384], one message at a time: int8 layers
         scale their input by its range, so in a batch a message's vector would depend on its
         neighbours and their padding (cosine down to 0.97), and training would not see what chat sees."""
-        with torch.inference_mode(), _one_thread():
+        with torch.inference_mode(), one_thread():
             return torch.stack([self._one(text) for text in texts]) if texts else torch.empty(0, 384)
 
 

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Iterator, Sequence
-from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
@@ -18,6 +17,7 @@ from mh_lightning.inference import (
     visible_text,
 )
 from mh_lightning.prompts import DEFAULT_STYLE
+from mh_lightning.safety_semantic import one_thread  # tiny models: more threads only add overhead
 
 
 class Scripted:
@@ -68,18 +68,6 @@ def scripted(loaded, *texts_or_ids: str | list[int]) -> Scripted:
     model, tokenizer = loaded[0], loaded[1]
     scripts = [ids(tokenizer, s) if isinstance(s, str) else s for s in texts_or_ids]
     return Scripted(model, scripts, filler=ids(tokenizer, " a")[0])
-
-
-@contextmanager
-def one_thread() -> Iterator[None]:
-    """On a 128-wide model more threads only add overhead; on a busy two-core machine they
-    made generation ten times slower."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    try:
-        yield
-    finally:
-        torch.set_num_threads(threads)
 
 
 def load_single_threaded(checkpoint: Path) -> Iterator[tuple]:
