@@ -123,15 +123,19 @@ def load_base_model(
     compute_dtype: DType = "bfloat16",
     device: torch.device | str = "cpu",
     quant_storage: DType | None = None,
+    expand_kv_heads: bool = True,
 ) -> PreTrainedModel:
-    """Load (and quantize at load, shard by shard) the causal LM onto `device`."""
+    """Load (and quantize at load, shard by shard) the causal LM onto `device`.
+
+    `expand_kv_heads` (see `expand_multi_query_kv`) changes speed and memory, never the numbers;
+    False keeps attention exactly as transformers builds it (the HF Trainer baseline does)."""
     preset = tiny.builtin_name(name_or_path)
     if preset is not None:
         # Built-in models are written to a temporary folder so they take the same loading
         # and quantization path as a real checkpoint; the folder is gone afterwards.
         with tempfile.TemporaryDirectory(prefix="mh_lightning-") as folder:
             tiny.build(folder, preset)
-            return load_base_model(folder, quantization, compute_dtype, device, quant_storage)
+            return load_base_model(folder, quantization, compute_dtype, device, quant_storage, expand_kv_heads)
 
     device = torch.device(device)
     device_map = {"": device.index if device.type == "cuda" and device.index is not None else str(device)}
@@ -150,7 +154,52 @@ def load_base_model(
             "Give a local folder with config.json and weights, or a hub id reachable from here."
         ) from err
     check_quantized(model, quantization)
+    if expand_kv_heads:
+        expand_multi_query_kv(model)
     return model
+
+
+def expand_multi_query_kv(model: torch.nn.Module) -> int:
+    """Let SDPA use its fused kernels for Falcon's multi-query attention; returns how many layers.
+
+    Falcon-7B has 71 query heads and one key/value head. transformers 4.57 hands that single head
+    to `scaled_dot_product_attention` to be broadcast, and with a custom mask (padding, packing)
+    only SDPA's math kernel accepts the broadcast: it runs in float32 and keeps every layer's
+    attention matrix for the backward pass. Repeating the key/value head across the query heads
+    gives the same numbers and lets the memory-efficient kernel run. Only in a forward without a
+    KV cache (training, validation): generation keeps one cached head, as the model was built."""
+    from transformers.models.falcon.modeling_falcon import FalconAttention
+
+    patched = 0
+    for module in model.modules():
+        if (isinstance(module, FalconAttention) and module.multi_query and not module.new_decoder_architecture
+                and module.num_kv_heads == 1 and module.num_heads > 1
+                and module.config._attn_implementation == "sdpa"):
+            module.register_forward_pre_hook(_expand_when_uncached, with_kwargs=True)
+            module._split_heads = _SplitExpanded(module)
+            patched += 1
+    return patched
+
+
+def _expand_when_uncached(module: torch.nn.Module, args: tuple, kwargs: dict) -> None:
+    # The forward reads `num_kv_heads` to shape the keys: all heads without a cache, one with it.
+    module.num_kv_heads = module.num_heads if kwargs.get("layer_past") is None else 1
+
+
+class _SplitExpanded:
+    """`FalconAttention._split_heads`, with the key and value head repeated when `num_kv_heads`
+    asks for every head (a view here; the forward's reshape makes it contiguous)."""
+
+    def __init__(self, module: torch.nn.Module) -> None:
+        self.split = module._split_heads  # the class's bound method
+        self.module = [module]  # a list: not registered as a submodule (no cycle in .modules())
+
+    def __call__(self, fused_qkv: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        query, key, value = self.split(fused_qkv)
+        heads = self.module[0].num_kv_heads
+        if heads > 1:
+            key, value = (x.expand(-1, -1, heads, -1) for x in (key, value))
+        return query, key, value
 
 
 def decoder_linears(model: torch.nn.Module) -> dict[str, torch.nn.Module]:

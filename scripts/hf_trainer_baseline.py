@@ -71,7 +71,9 @@ def recipe_model(h: Any, device: torch.device) -> torch.nn.Module:
 
     from mh_lightning.model import load_base_model
 
-    model = load_base_model(h.model_name, h.quantization, h.compute_dtype, device, h.quant_storage)
+    # attention as transformers builds it, as in the recipe: not the project's expanded key/value heads
+    model = load_base_model(h.model_name, h.quantization, h.compute_dtype, device, h.quant_storage,
+                            expand_kv_heads=False)
     model.config.use_cache = False
     # The recipe's defaults, spelled out (torch wants use_reentrant given): reentrant checkpointing.
     reentrant = {"use_reentrant": True}

@@ -101,3 +101,52 @@ def test_lora_makes_only_adapters_trainable(tiny_folder):
     hidden = 128
     qkv_a = model.get_parameter("base_model.model.transformer.h.0.self_attention.query_key_value.lora_A.default.weight")
     assert qkv_a.shape == (4, hidden)
+
+
+def test_multi_query_keys_reach_sdpa_with_every_head_and_the_same_numbers(tiny_folder, monkeypatch):
+    """Without a KV cache the single key/value head is repeated across the query heads (so SDPA
+    may use a fused kernel with a packing mask); loss and gradients stay those of the broadcast."""
+    from mh_lightning.batching import pack_batch
+    from mh_lightning.data import IGNORE_INDEX, TokenizedExample
+
+    reference = load_base_model(str(tiny_folder), quantization="none", compute_dtype="float32",
+                                expand_kv_heads=False)  # attention as transformers builds it
+    expanded = load_base_model(str(tiny_folder), quantization="none", compute_dtype="float32")
+    layers = reference.config.num_hidden_layers
+    heads = reference.config.num_attention_heads
+    assert heads > 1 and expanded.transformer.h[0].self_attention.num_kv_heads == 1
+
+    seen = []
+    sdpa = torch.nn.functional.scaled_dot_product_attention
+
+    def recording(query, key, value, *args, **kwargs):
+        seen.append((query.shape[1], key.shape[1], value.shape[1]))
+        return sdpa(query, key, value, *args, **kwargs)
+
+    monkeypatch.setattr(torch.nn.functional, "scaled_dot_product_attention", recording)
+    examples = [TokenizedExample(list(range(5, 5 + n)), [IGNORE_INDEX] * 3 + list(range(8, 5 + n)), False)
+                for n in (9, 6, 12)]
+    batch = pack_batch(examples, pad_id=0, max_length=16, ignore_index=IGNORE_INDEX)
+    batch.pop("num_tokens")
+    losses, grads = [], []
+    for model in (reference, expanded):
+        model.train()
+        seen.clear()
+        torch.manual_seed(0)
+        loss = model(**batch, use_cache=False).loss
+        loss.backward()
+        losses.append(loss.item())
+        grads.append(model.transformer.h[0].self_attention.query_key_value.weight.grad.clone())
+        assert seen == [(heads, 1, 1) if model is reference else (heads, heads, heads)] * layers
+    assert abs(losses[0] - losses[1]) <= 1e-6
+    assert (grads[0] - grads[1]).abs().max().item() <= 1e-6
+
+    # generation caches one key/value head, as the model was built: the same greedy text
+    prompt = torch.tensor([[5, 6, 7, 8]])
+    outputs = []
+    for model in (reference, expanded):
+        model.eval()
+        seen.clear()
+        outputs.append(model.generate(prompt, max_new_tokens=6, do_sample=False, pad_token_id=0))
+        assert {shape[1] for shape in seen} == {1}
+    assert torch.equal(outputs[0], outputs[1])
