@@ -65,13 +65,8 @@ def evaluation_questions(data: MentalHealthDataModule, split: str, limit: int | 
 # -- one model's answers and figures ---------------------------------------------------------
 def answer_all(model: Any, tokenizer: Any, prompts: Sequence[str], config: GenerationConfig, style: PromptStyle,
                batch_size: int, max_context: int | None, label: str) -> list[Answer]:
-    answers: list[Answer] = []
     with tqdm(total=len(prompts), desc=f"answering ({label})", unit="question", file=sys.stderr) as bar:
-        for start in range(0, len(prompts), batch_size):
-            chunk = prompts[start:start + batch_size]
-            answers += generate_answers(model, tokenizer, chunk, config, style, batch_size, max_context)
-            bar.update(len(chunk))
-    return answers
+        return generate_answers(model, tokenizer, prompts, config, style, batch_size, max_context, bar.update)
 
 
 def score(model: Any, tokenizer: Any, questions: Sequence[Conversation], answers: Sequence[Answer],

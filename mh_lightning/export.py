@@ -34,7 +34,7 @@ import torch
 from mh_lightning import __version__
 from mh_lightning.checkpoint import EXPORT_METADATA
 from mh_lightning.generate import OneLineParser, UsageError, run_cli, setup_cli
-from mh_lightning.inference import GenerationConfig, generation_mode
+from mh_lightning.inference import GenerationConfig, generation_mode, model_device
 from mh_lightning.model import torch_dtype
 from mh_lightning.prompts import PromptStyle
 
@@ -83,7 +83,7 @@ def staged_folder(out: Path) -> Iterator[Path]:
 def probe_logits(model: torch.nn.Module, tokenizer: Any, style: PromptStyle) -> torch.Tensor:
     ids = tokenizer(style.prompt(PROBE_QUESTION), add_special_tokens=False, return_tensors="pt")["input_ids"]
     with generation_mode(model):
-        return model(input_ids=ids.to(next(model.parameters()).device)).logits.float().cpu()
+        return model(input_ids=ids.to(model_device(model))).logits.float().cpu()
 
 
 def merge_adapter(model: torch.nn.Module, dtype: str) -> torch.nn.Module:

@@ -67,8 +67,7 @@ class MHLightningCLI(LightningCLI):
     def fit(self, model, datamodule=None, ckpt_path=None, **kwargs) -> None:
         # `--ckpt_path last` resumes from the newest checkpoint that reads completely, and
         # running out of GPU memory names the config keys to lower.
-        if not is_checkpoint_file(ckpt_path):  # a file was checked at parse time
-            ckpt_path = resolve_ckpt_path(ckpt_path, self.trainer)
+        ckpt_path = resolve_ckpt_path(ckpt_path, self.trainer)
         with explain_out_of_memory(self.trainer):
             self.trainer.fit(model, datamodule=datamodule, ckpt_path=ckpt_path, **kwargs)
 

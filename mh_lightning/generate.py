@@ -180,26 +180,26 @@ def report(answers: Sequence[Answer]) -> None:
     for a in answers:
         print(f"prompt tokens: {a.prompt_tokens}, new tokens: {a.new_tokens}, stop: {a.stop_reason}",
               file=sys.stderr)
-    seconds = sum({a.seconds for a in answers})  # the answers of one batch share its time
+    seconds = sum(a.seconds for a in answers)
     new = sum(a.new_tokens for a in answers)
     print(f"{new} new tokens in {seconds:.2f} s: {new / max(seconds, 1e-9):.1f} tokens/s", file=sys.stderr)
 
 
-def safe_reply(guard: SafetyGuard, decision: InputDecision, answers: Sequence[str]) -> str:
+def safe_reply(decision: InputDecision, screened: Sequence[str]) -> str:
     """What the user sees: the crisis reply first (if any), the screened answers, the footer."""
     parts: list[str] = []
-    for part in (decision.preface, *map(guard.check_output, answers), decision.footer):
+    for part in (decision.preface, *screened, decision.footer):
         if part and part not in parts:  # an answer screened into the crisis reply is not repeated
             parts.append(part)
     return "\n\n".join(parts)
 
 
-def safety_label(guard: SafetyGuard, decision: InputDecision, answer: str) -> str:
+def safety_label(guard: SafetyGuard, decision: InputDecision, answer: str, screened: str) -> str:
     if not guard.enabled:
         return "off"
     if decision.preface:
         return "crisis"
-    if guard.check_output(answer) != answer:
+    if screened != answer:
         return "screened"
     return "informational" if decision.footer else "none"
 
@@ -247,13 +247,15 @@ def _main(argv: list[str] | None) -> int:
     if args.verbose:
         report(answers)
     n = config.num_return_sequences
+    screened = [guard.check_output(a.text) for a in answers]  # the one place safety sees the output
     if args.prompt is not None:
-        print(safe_reply(guard, decisions[0], [a.text for a in answers]))
+        print(safe_reply(decisions[0], screened))
         return 0
     rows = [{"question": questions[i // n], "sequence": i % n,
-             "answer": safe_reply(guard, decisions[i // n], [a.text]),
-             "safety": safety_label(guard, decisions[i // n], a.text), "stop_reason": a.stop_reason,
-             "prompt_tokens": a.prompt_tokens, "new_tokens": a.new_tokens} for i, a in enumerate(answers)]
+             "answer": safe_reply(decisions[i // n], [shown]),
+             "safety": safety_label(guard, decisions[i // n], a.text, shown), "stop_reason": a.stop_reason,
+             "prompt_tokens": a.prompt_tokens, "new_tokens": a.new_tokens}
+            for i, (a, shown) in enumerate(zip(answers, screened, strict=True))]
     lines = "".join(json.dumps(row, ensure_ascii=False) + "\n" for row in rows)
     if args.out is None:
         sys.stdout.write(lines)

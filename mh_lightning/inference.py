@@ -80,26 +80,35 @@ class Answer:
     stop_reason: str  # "eos" | "stop_string" | "length" ("screened": stream stopped by a safety screen)
     prompt_tokens: int
     new_tokens: int
-    seconds: float
+    seconds: float  # its share of the generation time of its batch: they add up to the wall time
 
 
 # -- model state ---------------------------------------------------------------------------
 @contextmanager
-def generation_mode(model: torch.nn.Module) -> Iterator[None]:
-    """Eval mode, no grad and the KV cache for generation; every module's mode and
-    `config.use_cache` are restored afterwards (the sample callback calls this mid-training)."""
+def eval_mode(model: torch.nn.Module) -> Iterator[None]:
+    """Eval mode (no dropout) and no grad; every module's own train/eval flag is restored
+    afterwards (callbacks call this mid-training)."""
     modes = [(m, m.training) for m in model.modules()]
-    config = getattr(model, "config", None)
-    use_cache = getattr(config, "use_cache", None)
     model.eval()
-    if config is not None:
-        config.use_cache = True
     try:
         with torch.no_grad():
             yield
     finally:
         for module, training in modes:
             module.training = training
+
+
+@contextmanager
+def generation_mode(model: torch.nn.Module) -> Iterator[None]:
+    """`eval_mode` with the KV cache on for generation; `config.use_cache` is restored afterwards."""
+    config = getattr(model, "config", None)
+    use_cache = getattr(config, "use_cache", None)
+    if config is not None:
+        config.use_cache = True
+    try:
+        with eval_mode(model):
+            yield
+    finally:
         if config is not None:
             config.use_cache = use_cache
 
@@ -210,12 +219,14 @@ def generate_answers(
     style: PromptStyle = DEFAULT_STYLE,
     batch_size: int = 8,
     max_context: int | None = None,
+    progress: Callable[[int], None] | None = None,
 ) -> list[Answer]:
     """Answer rendered prompts in left-padded batches.
 
     Returns `num_return_sequences` answers per prompt, in prompt order. `max_context`
     (default: the model's position limit) bounds prompt + answer; longer prompts are cut
-    from the left with a warning. The model's train/eval modes and cache setting are restored.
+    from the left with a warning. `progress(n)` is called after each batch with its number of
+    prompts. The model's train/eval modes and cache setting are restored.
     """
     if batch_size < 1:
         raise ValueError(f"batch_size must be at least 1, got {batch_size}")
@@ -229,12 +240,14 @@ def generate_answers(
             batch = left_pad(rows, tokenizer.pad_token_id, device)
             began = time.perf_counter()
             output = _generate(model, tokenizer, batch, config, style)
-            seconds = time.perf_counter() - began
             new = output[:, batch["input_ids"].shape[1]:].tolist()
+            share = (time.perf_counter() - began) / len(new)
             for j, ids in enumerate(new):
                 index = start + j // config.num_return_sequences
                 text, reason, n_new = finish(tokenizer, ids, style)
-                answers.append(Answer(prompts[index], text, reason, len(encoded[index]), n_new, seconds))
+                answers.append(Answer(prompts[index], text, reason, len(encoded[index]), n_new, share))
+            if progress is not None:
+                progress(len(rows))
     return answers
 
 

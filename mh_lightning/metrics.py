@@ -17,6 +17,7 @@ import torch
 from torchmetrics.text import Perplexity, ROUGEScore, SacreBLEUScore
 
 from mh_lightning.data import IGNORE_INDEX, TokenizedExample, pad_batch
+from mh_lightning.inference import eval_mode, model_device
 
 if TYPE_CHECKING:
     from mh_lightning.inference import Answer
@@ -50,7 +51,6 @@ def answer_stats(answers: Sequence[Answer]) -> dict[str, float]:
     }
 
 
-@torch.no_grad()
 def answer_perplexity(
     model: torch.nn.Module,
     examples: Sequence[TokenizedExample],
@@ -64,17 +64,13 @@ def answer_perplexity(
     """
     if not examples:
         raise ValueError("no examples to score")
-    was_training = model.training
-    model.eval()  # no LoRA dropout
-    device = next(model.parameters()).device
+    device = model_device(model)
     metric = Perplexity(ignore_index=IGNORE_INDEX).to(device)
-    try:
+    with eval_mode(model):  # no LoRA dropout
         for start in range(0, len(examples), batch_size):
             batch = pad_batch(examples[start : start + batch_size], pad_id)
             logits = model(input_ids=batch["input_ids"].to(device),
                            attention_mask=batch["attention_mask"].to(device)).logits
             # Position t predicts token t + 1.
             metric.update(logits[:, :-1].float(), batch["labels"][:, 1:].to(device))
-    finally:
-        model.train(was_training)
     return metric.compute().item()

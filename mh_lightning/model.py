@@ -12,12 +12,10 @@ Traps this module guards against (see docs and tests):
 
 from __future__ import annotations
 
-import json
 import logging
 import tempfile
 from collections.abc import Sequence
-from pathlib import Path
-from typing import Literal
+from typing import Any, Literal
 
 import torch
 from transformers import (
@@ -30,6 +28,7 @@ from transformers import (
     PreTrainedModel,
     PreTrainedTokenizerBase,
 )
+from transformers.models.falcon.modeling_falcon import FalconAttention
 
 from mh_lightning import tiny
 
@@ -86,11 +85,7 @@ def legacy_falcon_config(raw: dict) -> FalconConfig:
 
 def load_config(name_or_path: str) -> PretrainedConfig:
     """The model config, with legacy RefinedWeb configs mapped to native Falcon ones."""
-    local = Path(name_or_path) / "config.json"
-    if local.is_file():
-        raw = json.loads(local.read_text(encoding="utf-8"))
-    else:
-        raw, _ = PretrainedConfig.get_config_dict(name_or_path)
+    raw, _ = PretrainedConfig.get_config_dict(name_or_path)  # a local folder or a hub id
     if raw.get("model_type") in LEGACY_FALCON_TYPES:
         log.info("%s uses the legacy RefinedWeb config: loading it as native Falcon", name_or_path)
         return legacy_falcon_config(raw)
@@ -168,37 +163,28 @@ def expand_multi_query_kv(model: torch.nn.Module) -> int:
     attention matrix for the backward pass. Repeating the key/value head across the query heads
     gives the same numbers and lets the memory-efficient kernel run. Only in a forward without a
     KV cache (training, validation): generation keeps one cached head, as the model was built."""
-    from transformers.models.falcon.modeling_falcon import FalconAttention
-
     patched = 0
     for module in model.modules():
-        if (isinstance(module, FalconAttention) and module.multi_query and not module.new_decoder_architecture
+        if (type(module) is FalconAttention and module.multi_query and not module.new_decoder_architecture
                 and module.num_kv_heads == 1 and module.num_heads > 1
                 and module.config._attn_implementation == "sdpa"):
-            module.register_forward_pre_hook(_expand_when_uncached, with_kwargs=True)
-            module._split_heads = _SplitExpanded(module)
+            module.__class__ = ExpandedKVFalconAttention
             patched += 1
     return patched
 
 
-def _expand_when_uncached(module: torch.nn.Module, args: tuple, kwargs: dict) -> None:
-    # The forward reads `num_kv_heads` to shape the keys: all heads without a cache, one with it.
-    module.num_kv_heads = module.num_heads if kwargs.get("layer_past") is None else 1
+class ExpandedKVFalconAttention(FalconAttention):
+    """`FalconAttention` whose uncached forward sees the key/value head repeated per query head."""
 
+    def forward(self, *args: Any, layer_past: Any = None, **kwargs: Any) -> Any:
+        # the forward shapes the keys by `num_kv_heads`: every head without a cache, one with it
+        self.num_kv_heads = self.num_heads if layer_past is None else 1
+        return super().forward(*args, layer_past=layer_past, **kwargs)
 
-class _SplitExpanded:
-    """`FalconAttention._split_heads`, with the key and value head repeated when `num_kv_heads`
-    asks for every head (a view here; the forward's reshape makes it contiguous)."""
-
-    def __init__(self, module: torch.nn.Module) -> None:
-        self.split = module._split_heads  # the class's bound method
-        self.module = [module]  # a list: not registered as a submodule (no cycle in .modules())
-
-    def __call__(self, fused_qkv: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-        query, key, value = self.split(fused_qkv)
-        heads = self.module[0].num_kv_heads
-        if heads > 1:
-            key, value = (x.expand(-1, -1, heads, -1) for x in (key, value))
+    def _split_heads(self, fused_qkv: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        query, key, value = super()._split_heads(fused_qkv)
+        if self.num_kv_heads > 1:  # a stride-0 view; rotary embedding copies the keys, SDPA reads it
+            key, value = (x.expand(-1, -1, self.num_kv_heads, -1) for x in (key, value))
         return query, key, value
 
 

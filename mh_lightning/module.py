@@ -97,20 +97,19 @@ class FalconLoRAModule(pl.LightningModule):
         return {re.sub(WRAPPER_SEGMENTS, "", name) for name, p in self.named_parameters() if p.requires_grad}
 
     # -- steps -----------------------------------------------------------------------------
-    def step(self, batch: dict[str, torch.Tensor]) -> tuple[torch.Tensor, torch.Tensor]:
-        """Mean loss over the tokens that carry a label, and how many there were."""
+    def step(self, batch: dict[str, torch.Tensor]) -> torch.Tensor:
+        """Mean loss over the tokens that carry a label."""
         # Packed batches also carry `num_tokens` (for the throughput monitor), not a model input.
-        loss = self.model(**{k: v for k, v in batch.items() if k in MODEL_INPUTS}).loss
-        n_tokens = (batch["labels"][:, 1:] != IGNORE_INDEX).sum()
-        return loss, n_tokens
+        return self.model(**{k: v for k, v in batch.items() if k in MODEL_INPUTS}).loss
 
     def training_step(self, batch: dict[str, torch.Tensor], batch_idx: int) -> torch.Tensor:
-        loss, _ = self.step(batch)
+        loss = self.step(batch)
         self.log("train/loss", loss, prog_bar=True, batch_size=batch["input_ids"].shape[0])
         return loss
 
     def validation_step(self, batch: dict[str, torch.Tensor], batch_idx: int) -> None:
-        loss, n_tokens = self.step(batch)
+        loss = self.step(batch)
+        n_tokens = (batch["labels"][:, 1:] != IGNORE_INDEX).sum()  # the tokens the loss averaged over
         self.val_nll.update(loss, weight=n_tokens)  # token-weighted, so perplexity is exact
 
     def on_validation_epoch_end(self) -> None:

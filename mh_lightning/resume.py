@@ -128,10 +128,7 @@ def resolve_ckpt_path(ckpt_path: str | Path | None, trainer: pl.Trainer) -> str 
     file is read once here, so a broken one fails with its name before any model loads."""
     if ckpt_path is None:
         return None
-    if is_checkpoint_file(ckpt_path):
-        read_checkpoint(ckpt_path)  # CheckpointError names the file and what is wrong with it
-        return str(ckpt_path)
-    if str(ckpt_path) != LAST:
+    if str(ckpt_path) != LAST:  # a file was read when the CLI parsed it; other values are Lightning's
         return str(ckpt_path)
     folders = [cb.dirpath for cb in trainer.checkpoint_callbacks if getattr(cb, "dirpath", None)]
     path = newest_complete_checkpoint(folders)

@@ -124,6 +124,28 @@ def test_answers_come_in_prompt_order_with_several_sequences(loaded):
     assert all(a.new_tokens <= 4 for a in answers)
 
 
+def test_progress_counts_prompts_per_batch_and_seconds_are_shares_of_the_batch(loaded):
+    model, tokenizer, style, _ = loaded
+    prompts = [style.prompt(q) for q in ("one", "two", "three")]
+    done = []
+    answers = generate_answers(model, tokenizer, prompts, GenerationConfig(max_new_tokens=3, seed=0), style,
+                               batch_size=2, progress=done.append)
+    assert done == [2, 1]
+    # the two answers of the first batch split its time equally: summing gives wall time, not double
+    assert answers[0].seconds == answers[1].seconds and answers[0].seconds > 0 and answers[2].seconds > 0
+
+
+def test_evaluate_answers_like_one_generate_call_with_the_same_seed(loaded):
+    from mh_lightning.evaluate import answer_all
+
+    model, tokenizer, style, _ = loaded
+    prompts = [style.prompt(q) for q in ("one", "two", "three")]
+    config = GenerationConfig(max_new_tokens=6, seed=3)  # sampling: one RNG stream across batches
+    once = generate_answers(model, tokenizer, prompts, config, style, batch_size=1)
+    shown = answer_all(model, tokenizer, prompts, config, style, 1, None, "tuned")
+    assert [a.text for a in shown] == [a.text for a in once]
+
+
 def test_same_seed_same_text_and_the_global_rng_is_untouched(loaded):
     model, tokenizer, style, _ = loaded
     config = GenerationConfig(max_new_tokens=12, seed=1)
