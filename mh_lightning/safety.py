@@ -15,6 +15,7 @@ from __future__ import annotations
 import os
 import re
 import sys
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -217,13 +218,18 @@ class SafetyGuard:
     def disclaimer(self) -> str:
         return DISCLAIMER if self.enabled else f"{DISCLAIMER}\n{NO_SAFETY_WARNING}"
 
-    def check_input(self, user_text: str) -> InputDecision:
+    def check_input(self, user_text: str, context: Sequence[str] = ()) -> InputDecision:
+        """Screen `user_text`; `context` holds the user's earlier messages of the same conversation,
+        oldest first (the guard keeps no state, so a server can pass them per request). Once an
+        earlier message was a crisis, later replies keep the one-line resources footer."""
         prompt_text = neutralize_markers(user_text, self.style)
         if not self.enabled:
             return InputDecision(prompt_text, None, None, NOT_ASSESSED)
         found = assess(user_text)
+        was_crisis = not found.is_crisis and any(assess(earlier).is_crisis for earlier in context)
+        footer = found.informational or was_crisis
         return InputDecision(prompt_text, crisis_reply(self.resources) if found.is_crisis else None,
-                             resources_footer(self.resources) if found.informational else None, found)
+                             resources_footer(self.resources) if footer else None, found)
 
     def check_output(self, answer: str) -> str:
         if self.enabled and screen_output(answer).is_crisis:
