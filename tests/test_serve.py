@@ -222,7 +222,10 @@ class Gate:
 
     def __init__(self, model) -> None:
         self.open = threading.Event()
-        self.hook = model.get_base_model().transformer.register_forward_pre_hook(lambda *args: self.open.wait(30))
+        self.hook = model.get_base_model().transformer.register_forward_pre_hook(self.hold)
+
+    def hold(self, *args: object) -> None:  # a pre-hook's return value would replace the inputs
+        self.open.wait(30)
 
     def release(self) -> None:
         self.open.set()

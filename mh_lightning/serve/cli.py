@@ -12,6 +12,7 @@ from __future__ import annotations
 import ipaddress
 import logging
 import os
+import re
 import socket
 import sys
 from dataclasses import dataclass
@@ -107,8 +108,10 @@ def parse(argv: list[str]) -> ServeOptions:
     parser.add_class_arguments(ServeOptions, nested_key=None, as_group=False)
     try:
         namespace = parser.parse_args(normalise(argv))
-    except Exception as err:  # jsonargparse wraps type errors in several layers: keep the first line
-        raise UsageError(str(err).strip().splitlines()[0] + " (see --help)") from None
+    except Exception as err:  # jsonargparse: 'Parser key "port":\n  Expected a <class 'int'>. Got value: x'
+        message = " ".join(str(err).split())
+        message = re.sub(r'^Parser key "(\w+)": ', r"--\1: ", message).replace("<class '", "").replace("'>", "")
+        raise UsageError(f"{message} (see --help)") from None
     values = {k: v for k, v in vars(namespace).items() if k in ServeOptions.__dataclass_fields__}
     return check(ServeOptions(**values))
 
@@ -218,9 +221,12 @@ def serve(options: ServeOptions) -> int:
               + ". Put it behind HTTPS before it leaves a trusted network.", file=sys.stderr)
     sock = bind(options.host, options.port)
     setup_cli()
-    access = logging.getLogger("mh_lightning.serve.access")
-    access.setLevel(logging.INFO)
-    engine = build_engine(options, guard)
+    logging.getLogger("mh_lightning.serve.access").setLevel(logging.INFO)
+    try:
+        engine = build_engine(options, guard)
+    except BaseException:
+        sock.close()
+        raise
     origins = [o.strip() for o in options.cors_origins.split(",") if o.strip()] if options.cors_origins else None
     app = create_app(engine, options.api_key, options.max_body_bytes, origins)
     host, port = sock.getsockname()[:2]
