@@ -16,10 +16,7 @@ from serve_support import thread_server
 from test_inference import ids, load_single_threaded, scripted
 
 from mh_lightning.inference import GenerationConfig
-from mh_lightning.prompts import DEFAULT_STYLE
 from mh_lightning.safety import DISCLAIMER, SafetyGuard, crisis_reply, load_resources, resources_footer
-from mh_lightning.serve.cli import normalise
-from mh_lightning.serve.proxy import CHAT_TEMPLATE
 
 pytestmark = pytest.mark.slow
 RESOURCES = load_resources()
@@ -286,20 +283,3 @@ def test_a_no_safety_server_streams_token_by_token_without_a_disclaimer(loaded):
             model="tiny", messages=[{"role": "user", "content": "I want to kill myself"}], stream=True))
     deltas = [c.choices[0].delta.content for c in chunks if c.choices[0].delta.content]
     assert len(deltas) > 3 and "".join(deltas) == "Breathe slowly. Count."
-
-
-# -- pieces ----------------------------------------------------------------------------------
-def test_dashed_flags_are_accepted_and_boolean_flags_stand_alone():
-    assert normalise(["--backend-url", "http://x/v1", "--no-safety", "--max-queue=3", "--greedy"]) == [
-        "--backend_url", "http://x/v1", "--no_safety", "true", "--max_queue=3", "--greedy", "true"]
-    assert normalise(["--no_safety", "false", "--cors-origins", "a-b"]) == [
-        "--no_safety", "false", "--cors_origins", "a-b"]
-
-
-def test_the_vllm_chat_template_renders_the_training_prompt():
-    import jinja2
-
-    template = jinja2.Environment().from_string(CHAT_TEMPLATE.read_text(encoding="utf-8"))
-    messages = [{"role": "system", "content": "ignored"}, {"role": "user", "content": "q1"},
-                {"role": "assistant", "content": "a1"}, {"role": "user", "content": "q2"}]
-    assert template.render(messages=messages, add_generation_prompt=True) == DEFAULT_STYLE.prompt("q2", [("q1", "a1")])

@@ -27,6 +27,8 @@ from mh_lightning.safety import DEFAULT_REGION, NO_SAFETY_WARNING, SafetyGuard, 
 EXIT_USAGE = 2
 API_KEY_ENV = "MH_LIGHTNING_API_KEY"
 BOOLEAN_FLAGS = ("--no_safety", "--greedy")  # given alone, they mean true
+DESCRIPTION = ("Serve a trained model (--checkpoint) or another server (--backend_url) behind the safety layer: "
+               "a web chat at / and an OpenAI-compatible API at /v1. Dashed spellings of the flags work too.")
 
 
 class UsageError(ValueError):
@@ -103,7 +105,7 @@ def normalise(argv: list[str]) -> list[str]:
 
 
 def parse(argv: list[str]) -> ServeOptions:
-    parser = ArgumentParser(prog="mh-lightning serve", description=__doc__, exit_on_error=False,
+    parser = ArgumentParser(prog="mh-lightning serve", description=DESCRIPTION, exit_on_error=False,
                             default_env=False)
     parser.add_class_arguments(ServeOptions, nested_key=None, as_group=False)
     try:
@@ -247,7 +249,7 @@ def main(argv: list[str] | None = None) -> int:
     """Errors a user can cause are one `error: ...` line on stderr and exit code 2."""
     argv = sys.argv[1:] if argv is None else argv
     if any(arg in ("-h", "--help") for arg in argv):
-        parser = ArgumentParser(prog="mh-lightning serve", description=__doc__)
+        parser = ArgumentParser(prog="mh-lightning serve", description=DESCRIPTION)
         parser.add_class_arguments(ServeOptions, nested_key=None, as_group=False)
         parser.print_help()
         return 0
