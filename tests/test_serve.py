@@ -283,3 +283,21 @@ def test_a_no_safety_server_streams_token_by_token_without_a_disclaimer(loaded):
             model="tiny", messages=[{"role": "user", "content": "I want to kill myself"}], stream=True))
     deltas = [c.choices[0].delta.content for c in chunks if c.choices[0].delta.content]
     assert len(deltas) > 3 and "".join(deltas) == "Breathe slowly. Count."
+
+
+def test_stream_answer_stops_at_the_token_after_cancelled_turns_true(loaded):
+    from mh_lightning.inference import stream_answer
+
+    model, tokenizer, style, _ = loaded
+    calls = 0
+
+    def cancelled() -> bool:
+        nonlocal calls
+        calls += 1
+        return calls >= 5
+
+    shown: list[str] = []
+    with scripted(loaded, []):  # filler forever: only max_new_tokens or the cancel can stop it
+        answer = stream_answer(model, tokenizer, style.prompt("Hi"), GenerationConfig(max_new_tokens=100),
+                               shown.append, style, cancelled=cancelled)
+    assert answer.stop_reason == "cancelled" and answer.new_tokens == 5
