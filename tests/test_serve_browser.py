@@ -124,3 +124,38 @@ def test_the_chat_page_streams_shows_helplines_first_and_stays_on_this_server(lo
         assert browser.find_elements(By.CSS_SELECTOR, "#messages li") == []
         stored = "return localStorage.length + sessionStorage.length + document.cookie.length"
         assert browser.execute_script(stored) == 0
+
+
+def test_a_busy_server_makes_the_page_wait_and_retry_not_fail(loaded, browser):
+    import threading
+
+    import httpx
+    from test_serve import Gate, wait_until
+
+    with thread_server(loaded, max_queue=1) as (url, engine), scripted(loaded, " I am here now.\n<HUMAN>:"):
+        browser.get(f"{url}/")
+        gate = Gate(loaded[0])
+        body = {"messages": [{"role": "user", "content": "hello"}]}
+        others = [threading.Thread(target=httpx.post, args=(f"{url}/v1/chat/completions",),
+                                   kwargs={"json": body, "timeout": 120}) for _ in range(2)]
+        others[0].start()
+        wait_until(lambda: engine.active == 1)
+        others[1].start()
+        wait_until(lambda: engine.jobs.qsize() == 1)  # full: the page's request gets 429
+        browser.execute_script("""
+            window.seen = [];
+            new MutationObserver(() => {
+              const last = document.querySelector('#messages li.assistant:last-child');
+              const text = last ? last.textContent : "";
+              if (text && window.seen.at(-1) !== text) window.seen.push(text);
+            }).observe(document.getElementById('messages'), {subtree: true, childList: true, characterData: true});
+        """)
+        send(browser, "Is anyone there?")
+        wait_for(browser, "return window.seen.length > 0")
+        gate.release()
+        wait_for(browser, "return !document.getElementById('send').disabled")
+        for thread in others:
+            thread.join(60)
+        seen = browser.execute_script("return window.seen")
+        assert seen[0] == "Many people are talking right now. Your reply is coming, please stay…"
+        assert seen[-1] == "I am here now."

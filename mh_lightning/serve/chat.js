@@ -26,18 +26,27 @@ function headers() {
   return h;
 }
 
-async function ask() {
+const sleep = (seconds) => new Promise((done) => setTimeout(done, seconds * 1000));
+
+async function ask(item) {
   const body = JSON.stringify({ messages, stream: true });
-  let response = await fetch("/v1/chat/completions", { method: "POST", headers: headers(), body });
+  const post = () => fetch("/v1/chat/completions", { method: "POST", headers: headers(), body });
+  let response = await post();
   if (response.status === 401) {
     apiKey = window.prompt("This server needs an access key:");
-    response = await fetch("/v1/chat/completions", { method: "POST", headers: headers(), body });
+    response = await post();
   }
+  for (let tries = 0; response.status === 429 && tries < 10; tries++) {  // busy: wait as the server says
+    item.textContent = "Many people are talking right now. Your reply is coming, please stay…";
+    await sleep(Math.min(Number(response.headers.get("Retry-After")) || 2, 10));
+    response = await post();
+  }
+  item.textContent = "";
   return response;
 }
 
 async function reply(item) {
-  const response = await ask();
+  const response = await ask(item);
   if (!response.ok) {
     const error = await response.json().catch(() => ({}));
     throw new Error(error.error?.message || "the server answered " + response.status);
