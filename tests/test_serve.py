@@ -86,6 +86,17 @@ def test_a_crisis_message_streams_the_crisis_reply_with_resources_first(server, 
     assert text == f"{CRISIS}\n\n{DISCLAIMER}\n\nTake a walk."
 
 
+def test_an_unsafe_answer_is_never_streamed_and_is_replaced_by_the_crisis_reply(server, loaded):
+    url, _ = server
+    with scripted(loaded, " I hear you. You should kill yourself. Then more text follows here."):
+        chunks = list(client(url).chat.completions.create(
+            model="tiny", messages=[{"role": "user", "content": "Nobody likes me."}], stream=True))
+    pieces = [(c.model_extra.get("mh_lightning_part"), c.choices[0].delta.content) for c in chunks]
+    assert pieces == [("disclaimer", f"{DISCLAIMER}\n\n"), ("answer", "I hear you."),
+                      ("screened", f"\n\n{CRISIS}"), (None, None)]
+    assert chunks[-1].choices[0].finish_reason == "content_filter"
+
+
 def test_a_later_turn_sees_the_history_in_the_training_format_without_the_safety_texts(server, loaded):
     url, _ = server
     messages = [{"role": "system", "content": "You are helpful."},
