@@ -16,6 +16,7 @@ import argparse
 import json
 import sys
 from collections.abc import Callable, Iterable, Iterator, Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from typing import IO, Any
 
@@ -51,8 +52,55 @@ def fit_history(tokenizer: Any, style: PromptStyle, question: str,
     return kept
 
 
+@dataclass(frozen=True)
+class Turn:
+    shown: str  # everything written for the turn, stripped
+    prompt_text: str  # the neutralised user text: what the prompt holds
+    said: str  # the answer as it enters the history (the crisis reply when it was screened)
+    answer: Answer
+
+
+# generate(prompt_text, on_text, screen) -> Answer: streams an answer to the neutralised user text
+Generate = Callable[[str, Callable[[str], None], Callable[[str], bool] | None], Answer]
+
+
+def safe_turn(guard: SafetyGuard, user_text: str, generate: Generate, write: Callable[[str], None],
+              first: bool, context: Sequence[str] = (), on_part: Callable[[str], None] | None = None) -> Turn:
+    """One reply through the safety guard, whatever produces the answer (a local model or a server).
+
+    Order: the crisis reply with resources (crisis messages), the disclaimer (`first` reply of a
+    conversation), the answer streamed through the output screen, the resources footer (questions
+    about suicide or self-harm). `context`: the user's earlier messages, oldest first, for the guard.
+    `on_part(name)` is called before the first text of each part: "crisis", "disclaimer", "answer",
+    "screened" (the crisis reply replacing a refused answer), "footer"."""
+    decision = guard.check_input(user_text, context)
+    shown: list[str] = []
+
+    def out(text: str, part: str | None = None) -> None:
+        if part is not None and on_part is not None:
+            on_part(part)
+        shown.append(text)
+        write(text)
+
+    if decision.preface:
+        out(decision.preface + "\n\n", "crisis")
+    if first:
+        out(guard.disclaimer + "\n\n", "disclaimer")
+    before = len(shown)
+    screen = (lambda text: guard.check_output(text) == text) if guard.enabled else None
+    answer = generate(decision.prompt_text, lambda text: out(text, None if len(shown) > before else "answer"), screen)
+    said = answer.text
+    if answer.stop_reason == "screened":
+        said = guard.check_output(answer.text)
+        if said != decision.preface:
+            out(("\n\n" if len(shown) > before else "") + said, "screened")
+    if decision.footer and answer.stop_reason != "cancelled":
+        out("\n\n" + decision.footer, "footer")
+    return Turn("".join(shown).strip(), decision.prompt_text, said, answer)
+
+
 class ChatSession:
-    """The conversation state and one turn of it; the safety guard acts in `reply` only.
+    """The conversation state and one turn of it; the safety guard acts in `safe_turn` only.
 
     With safety on (the default), the answer streams a sentence at a time: each sentence is
     shown only after the guard has screened the whole answer up to it, and a refused answer
@@ -78,39 +126,21 @@ class ChatSession:
         self.history = fit_history(self.tokenizer, self.style, question, self.history, self.budget)
         return self.style.prompt(question, self.history)
 
-    def reply(self, user_text: str, write: Callable[[str], None]) -> str:
-        """Stream the reply to `user_text` through `write`; returns everything written.
+    def reply(self, user_text: str, write: Callable[[str], None], context: Sequence[str] = (),
+              cancelled: Callable[[], bool] | None = None, on_part: Callable[[str], None] | None = None) -> str:
+        """Stream the reply to `user_text` through `write` (see `safe_turn`); returns everything
+        written. `cancelled()` stops the generation early (a server's client went away)."""
 
-        Order: the crisis reply with resources (crisis messages), the disclaimer (first reply
-        of the session), the model's screened answer, the resources footer (questions about
-        suicide or self-harm). Only the neutralised user text enters the prompt."""
-        guard = self.guard
-        decision = guard.check_input(user_text)
-        shown: list[str] = []
+        def generate(prompt_text: str, on_text: Callable[[str], None],
+                     screen: Callable[[str], bool] | None) -> Answer:
+            return stream_answer(self.model, self.tokenizer, self.prompt_for(prompt_text), self.config,
+                                 on_text, self.style, self.max_context, screen, cancelled)
 
-        def out(text: str) -> None:
-            shown.append(text)
-            write(text)
-
-        if decision.preface:
-            out(decision.preface + "\n\n")
-        if self.replies == 0:
-            out(guard.disclaimer + "\n\n")
-        before = len(shown)
-        screen = (lambda text: guard.check_output(text) == text) if guard.enabled else None
-        answer = stream_answer(self.model, self.tokenizer, self.prompt_for(decision.prompt_text), self.config,
-                               out, self.style, self.max_context, screen)
-        said = answer.text
-        if answer.stop_reason == "screened":
-            said = guard.check_output(answer.text)
-            if said != decision.preface:
-                out(("\n\n" if len(shown) > before else "") + said)
-        if decision.footer:
-            out("\n\n" + decision.footer)
-        self.last_answer = answer
-        self.history.append((decision.prompt_text, said))
+        turn = safe_turn(self.guard, user_text, generate, write, self.replies == 0, context, on_part)
+        self.last_answer = turn.answer
+        self.history.append((turn.prompt_text, turn.said))
         self.replies += 1
-        return "".join(shown).strip()
+        return turn.shown
 
 
 # -- the terminal loop ---------------------------------------------------------------------

@@ -77,7 +77,7 @@ class GenerationConfig:
 class Answer:
     prompt: str
     text: str  # the answer only: no prompt, no special tokens, no stop text, stripped
-    stop_reason: str  # "eos" | "stop_string" | "length" ("screened": stream stopped by a safety screen)
+    stop_reason: str  # "eos" | "stop_string" | "length" (streams: "screened" by a safety screen, "cancelled")
     prompt_tokens: int
     new_tokens: int
     seconds: float  # its share of the generation time of its batch: they add up to the wall time
@@ -312,11 +312,15 @@ class AnswerStreamer(BaseStreamer):
 
 
 class StopWhenScreened(transformers.StoppingCriteria):
-    def __init__(self, streamer: AnswerStreamer) -> None:
-        self.streamer = streamer
+    """Stops generation once the screen refused the answer, or when `cancelled()` says so (a
+    server's client went away): checked after every token."""
+
+    def __init__(self, streamer: AnswerStreamer, cancelled: Callable[[], bool] | None = None) -> None:
+        self.streamer, self.cancelled = streamer, cancelled
 
     def __call__(self, input_ids: torch.LongTensor, scores: torch.FloatTensor, **kwargs: Any) -> torch.BoolTensor:
-        return torch.full((input_ids.shape[0],), self.streamer.screened, dtype=torch.bool, device=input_ids.device)
+        stop = self.streamer.screened or (self.cancelled is not None and self.cancelled())
+        return torch.full((input_ids.shape[0],), stop, dtype=torch.bool, device=input_ids.device)
 
 
 def stream_answer(
@@ -328,11 +332,14 @@ def stream_answer(
     style: PromptStyle = DEFAULT_STYLE,
     max_context: int | None = None,
     screen: Callable[[str], bool] | None = None,
+    cancelled: Callable[[], bool] | None = None,
 ) -> Answer:
     """Answer one prompt, passing the answer's text to `on_text` piece by piece.
 
     The pieces joined equal `Answer.text`, except when `screen` refused a part: then
     `stop_reason` is "screened", and only the accepted sentences before it were shown.
+    `cancelled()` is asked after every token; once it is true generation stops, nothing more
+    is shown, and `stop_reason` is "cancelled".
     """
     if config.num_return_sequences != 1:
         raise ValueError("streaming gives one answer: set num_return_sequences to 1")
@@ -344,9 +351,12 @@ def stream_answer(
     with generation_mode(model), seeded(config.seed, device):
         began = time.perf_counter()
         output = _generate(model, tokenizer, batch, config, style, streamer=streamer,
-                           stopping_criteria=transformers.StoppingCriteriaList([StopWhenScreened(streamer)]))
+                           stopping_criteria=transformers.StoppingCriteriaList(
+                               [StopWhenScreened(streamer, cancelled)]))
         seconds = time.perf_counter() - began
     text, reason, n_new = finish(tokenizer, output[0, batch["input_ids"].shape[1]:].tolist(), style)
+    if cancelled is not None and cancelled():
+        return Answer(prompt, text, "cancelled", len(ids), n_new, seconds)
     if not streamer.screened:
         streamer.release(text)  # the rest: the tail held back while it could have been a stop string
     if streamer.screened:

@@ -1,0 +1,5 @@
+import sys
+
+from mh_lightning.serve.cli import main
+
+sys.exit(main())
