@@ -100,6 +100,9 @@ def test_print_config_of_the_recipe_shows_its_values(capsys):
     assert config["trainer"]["precision"] == "16-mixed"
     assert config["seed_everything"] == 42
     assert "tokenizer_name" not in config["data"]  # linked to model.model_name, not a second setting
+    # model.optimizer / model.lr_schedule choose these: LightningCLI's own keys would be unused
+    assert "optimizer" not in config and "lr_scheduler" not in config
+    assert config["overwrite"] is False
 
 
 def test_the_80gb_override_keeps_the_recipe_and_drops_checkpointing(capsys):
@@ -125,6 +128,7 @@ def test_malformed_row_stops_fit_with_file_and_row(tmp_path):
         f"error: {bad}: row 1: missing the <ASSISTANT>: marker. Fix the row, or set "
         "data.on_bad_rows: skip to train on the other rows.")
     assert not (tmp_path / "checkpoints").exists()
+    assert not (tmp_path / "lightning_logs").exists()  # no version_0 holding only an empty events file
 
 
 def test_skip_bad_rows_trains_on_the_rest(tmp_path):

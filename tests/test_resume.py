@@ -12,10 +12,10 @@ from pathlib import Path
 
 import pytest
 import torch
-from conftest import REPO, fit_args
+from conftest import REPO, TINY_CONFIG, fit_args
 
 from mh_lightning.checkpoint import read_checkpoint
-from mh_lightning.fit import cli_main
+from mh_lightning.fit import cli_main, main
 from mh_lightning.module import FalconLoRAModule
 from mh_lightning.resume import newest_complete_checkpoint
 
@@ -126,3 +126,33 @@ def test_sigkill_during_fit_resumes_from_the_newest_checkpoint(tmp_path, monkeyp
     cli_main([*args, "--ckpt_path", "last"])
     assert read_checkpoint(tmp_path / "checkpoints" / "last.ckpt")["global_step"] == max_steps
     assert len(resumed.seen) == max_steps - killed_at  # it went on from there, not from the start
+
+
+# The README's quick start, shortened: its checkpoints go to runs/tiny_cpu/checkpoints under the
+# working folder. Three batches, then one validation batch, so each run writes a best file too.
+QUICK_START = ("fit", "--config", str(TINY_CONFIG), "--samples.num_questions", "0", "--trainer.max_epochs", "1",
+               "--trainer.limit_val_batches", "1", "--trainer.enable_progress_bar", "false",
+               "--trainer.enable_model_summary", "false", "--step_checkpoint.every_n_train_steps", "0")
+
+
+@pytest.mark.slow
+def test_rerunning_the_quick_start_keeps_the_first_runs_checkpoints(tmp_path, monkeypatch, capsys):
+    monkeypatch.chdir(tmp_path)
+    folder = (tmp_path / "runs" / "tiny_cpu" / "checkpoints").resolve()
+    assert main([*QUICK_START, "--trainer.limit_train_batches", "3"]) == 0
+    first = {p.name: p.read_bytes() for p in folder.iterdir()}
+    assert sorted(first)[-1] == "last.ckpt" and len(first) == 2 and sorted(first)[0].startswith("epoch0-step3-")
+    capsys.readouterr()
+
+    assert main([*QUICK_START, "--trainer.limit_train_batches", "3"]) == 2  # a second run, unasked: refused
+    assert capsys.readouterr().err.strip().splitlines()[-1] == (
+        f"error: {folder} holds the checkpoints of an earlier run ({', '.join(sorted(first))}): resume it with "
+        "--ckpt_path last, or give --overwrite true to delete them and start over.")
+    assert {p.name: p.read_bytes() for p in folder.iterdir()} == first
+    assert [p.name for p in (tmp_path / "runs" / "tiny_cpu" / "lightning_logs").iterdir()] == ["version_0"]
+
+    # Asked to start over, the new run replaces them all: no old best file stays beside its own.
+    assert main([*QUICK_START, "--trainer.limit_train_batches", "2", "--overwrite", "true"]) == 0
+    second = sorted(p.name for p in folder.iterdir())
+    assert len(second) == 2 and second[0].startswith("epoch0-step2-") and second[1] == "last.ckpt"
+    assert read_checkpoint(folder / "last.ckpt")["global_step"] == 2
