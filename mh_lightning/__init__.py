@@ -1,6 +1,7 @@
 """mh_lightning: QLoRA fine-tuning of Falcon on HUMAN/ASSISTANT mental-health conversations."""
 
 import logging
+import warnings
 
 __version__ = "0.1.0"
 
@@ -22,3 +23,9 @@ class _NoKernelsPackageNotice(logging.Filter):
 
 
 logging.getLogger("bitsandbytes.backends.cpu.ops").addFilter(_NoKernelsPackageNotice())
+
+# Lightning 2.6.6 builds torch's `LeafSpec` when it splits a batch into tensors; torch 2.13
+# deprecated that class (FutureWarning), and every fit printed it. Lightning's call, not ours,
+# and harmless with the pinned versions: only that message, only from that module.
+warnings.filterwarnings("ignore", message=r"`isinstance\(treespec, LeafSpec\)` is deprecated",
+                        category=FutureWarning, module=r"lightning\.pytorch\.utilities\._pytree")

@@ -163,6 +163,9 @@ def protect_earlier_run(trainer: pl.Trainer, ckpt_path: str | Path | None, overw
     the new ones). A resume (`--ckpt_path ...`) continues that run and goes through. Returns the
     files deleted."""
     if ckpt_path is not None:
+        # A resume writes into its own run's folder, so Lightning's "exists and is not empty" is
+        # expected there; a new run never meets it (refused, or the folder emptied first).
+        warnings.filterwarnings("ignore", message=r"Checkpoint directory .* exists and is not empty")
         return []
     folders = sorted({Path(cb.dirpath) for cb in trainer.checkpoint_callbacks if getattr(cb, "dirpath", None)})
     found = [path for folder in folders for path in checkpoint_files(folder)]
