@@ -5,10 +5,13 @@
   the step changes any weight, saves that last good state as `last.ckpt` and raises an error
   naming the step, the batch and the data rows in it.
 - `explain_out_of_memory` turns a CUDA out-of-memory error into the config keys to lower.
+- `no_empty_logs` removes the logger folder a run made when it fails before its first step (bad
+  data, a wrong setting): TensorBoard creates `version_N` and an events file at once.
 """
 
 from __future__ import annotations
 
+import shutil
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -143,3 +146,34 @@ def explain_out_of_memory(trainer: pl.Trainer) -> Iterator[None]:
         if not is_out_of_memory(err):
             raise
         raise OutOfMemoryHint(out_of_memory_message(trainer, err)) from err
+
+
+# -- a run that never started ---------------------------------------------------------------
+@contextmanager
+def no_empty_logs(trainer: pl.Trainer) -> Iterator[None]:
+    """When the wrapped fit fails before its first optimizer step, remove the log folders it left
+    holding nothing but TensorBoard events files (nothing was trained)."""
+    try:
+        yield
+    except BaseException:
+        if trainer.global_step == 0 and trainer.is_global_zero:
+            remove_empty_log_folders(trainer)
+        raise
+
+
+def remove_empty_log_folders(trainer: pl.Trainer) -> list[Path]:
+    """Remove each logger's `version_N` folder that holds only `events.out.tfevents.*` files (and
+    its parent when that leaves it empty); returns the folders removed."""
+    removed = []
+    for logger in trainer.loggers:
+        folder = Path(logger.log_dir) if getattr(logger, "log_dir", None) else None
+        if folder is None or not folder.is_dir():
+            continue
+        entries = list(folder.iterdir())
+        if not all(p.is_file() and p.name.startswith("events.out.tfevents.") for p in entries):
+            continue  # a config, a checkpoint, a sample: something worth keeping
+        shutil.rmtree(folder)
+        removed.append(folder)
+        if not any(folder.parent.iterdir()):
+            folder.parent.rmdir()
+    return removed

@@ -17,10 +17,24 @@ from lightning.pytorch.cli import LightningCLI
 from mh_lightning.callbacks import GradNormMonitor, SampleCallback
 from mh_lightning.checkpoint import CheckpointError, read_checkpoint
 from mh_lightning.data import DataError, MentalHealthDataModule
-from mh_lightning.faults import NonFiniteLossError, NonFiniteLossGuard, OutOfMemoryHint, explain_out_of_memory
+from mh_lightning.faults import (
+    NonFiniteLossError,
+    NonFiniteLossGuard,
+    OutOfMemoryHint,
+    explain_out_of_memory,
+    no_empty_logs,
+)
 from mh_lightning.model import ModelLoadError
 from mh_lightning.module import FalconLoRAModule, SettingsError
-from mh_lightning.resume import Resumable, StepCheckpoint, is_checkpoint_file, resolve_ckpt_path
+from mh_lightning.resume import (
+    OVERWRITE_HELP,
+    EarlierRunError,
+    Resumable,
+    StepCheckpoint,
+    is_checkpoint_file,
+    protect_earlier_run,
+    resolve_ckpt_path,
+)
 from mh_lightning.throughput import ThroughputMonitor
 
 
@@ -36,6 +50,7 @@ class MHLightningCLI(LightningCLI):
         parser.add_lightning_class_args(SampleCallback, "samples")
         parser.add_lightning_class_args(GradNormMonitor, "grad_norm")
         parser.add_lightning_class_args(ThroughputMonitor, "throughput")  # tokens/s, padding, peak memory
+        parser.add_argument("--overwrite", type=bool, default=False, help=OVERWRITE_HELP)
         parser.set_defaults({
             "checkpoint.monitor": "val/loss",
             "checkpoint.mode": "min",
@@ -67,8 +82,9 @@ class MHLightningCLI(LightningCLI):
     def fit(self, model, datamodule=None, ckpt_path=None, **kwargs) -> None:
         # `--ckpt_path last` resumes from the newest checkpoint that reads completely, and
         # running out of GPU memory names the config keys to lower.
+        protect_earlier_run(self.trainer, ckpt_path, self.config[self.subcommand].overwrite)  # never unasked
         ckpt_path = resolve_ckpt_path(ckpt_path, self.trainer)
-        with explain_out_of_memory(self.trainer):
+        with explain_out_of_memory(self.trainer), no_empty_logs(self.trainer):
             self.trainer.fit(model, datamodule=datamodule, ckpt_path=ckpt_path, **kwargs)
 
 
@@ -80,6 +96,9 @@ def cli_main(args: list[str] | None = None, run: bool = True) -> MHLightningCLI:
         trainer_defaults={"callbacks": [LearningRateMonitor(logging_interval="step"), Resumable(),
                                         NonFiniteLossGuard()]},
         save_config_kwargs={"overwrite": True},
+        # The optimizer and schedule are model.optimizer / model.lr_schedule: no unused top-level
+        # `optimizer:` / `lr_scheduler:` keys in --print_config and --help.
+        auto_configure_optimizers=False,
         args=args,
         run=run,
     )
@@ -87,7 +106,7 @@ def cli_main(args: list[str] | None = None, run: bool = True) -> MHLightningCLI:
 
 # Mistakes in the data, model or checkpoint named by the user: one clear line, no traceback.
 USER_ERRORS = (DataError, SettingsError, ModelLoadError, CheckpointError, NonFiniteLossError,
-               OutOfMemoryHint)
+               OutOfMemoryHint, EarlierRunError)
 
 
 def main(args: list[str] | None = None) -> int:

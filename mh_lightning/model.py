@@ -8,6 +8,9 @@ Traps this module guards against (see docs and tests):
   transformers' own Falcon config in memory, so no `trust_remote_code` is needed.
 - The model is quantized shard by shard at load, straight onto the target device: a 4-bit
   model is never moved or cast with `.to()` afterwards.
+- bitsandbytes 0.50 repacks 4-bit weights for its AVX512-BF16 CPU kernel at the first eval
+  forward without gradients, and that kernel has no backward: `load_base_model` turns the
+  repacking off (`keep_cpu_4bit_weights_trainable`, docs/bnb_avx512bf16.md).
 """
 
 from __future__ import annotations
@@ -149,9 +152,47 @@ def load_base_model(
             "Give a local folder with config.json and weights, or a hub id reachable from here."
         ) from err
     check_quantized(model, quantization)
+    keep_cpu_4bit_weights_trainable(model)
     if expand_kv_heads:
         expand_multi_query_kv(model)
     return model
+
+
+def keep_cpu_4bit_weights_trainable(model: torch.nn.Module) -> int:
+    """Turn off bitsandbytes' CPU AVX512-BF16 weight repacking on every `Linear4bit`; returns how many.
+
+    On a CPU with AVX512_BF16 (Sapphire Rapids, AMD Zen 4), bitsandbytes 0.50.2's
+    `Linear4bit.forward` repacks its weight in place the first time it runs in eval mode
+    without gradients (Lightning's sanity check, validation, generation), with the scales cast
+    to bfloat16. From then on `matmul_4bit` sends every matmul of that layer to the
+    `gemv_4bit` kernel, in training too, and that kernel has no autograd formula: the gradient
+    through the frozen base weights into the layer's input is silently dropped (torch only
+    warns "bitsandbytes::gemv_4bit: an autograd kernel was not registered"). Each
+    `state_dict()` then unpacks the weight and re-quantizes the scales, so the base weights
+    drift at every checkpoint. Without repacking, every forward dequantizes the weights and
+    runs a plain matmul, with a correct backward, on any CPU. See docs/bnb_avx512bf16.md."""
+    import bitsandbytes as bnb
+
+    layers = {name: m for name, m in model.named_modules() if isinstance(m, bnb.nn.Linear4bit)}
+    unknown = [name for name, m in layers.items()
+               if not hasattr(m, "support_avx512bf16_for_cpu") and m.weight.device.type == "cpu"]
+    if unknown:
+        raise ModelLoadError(
+            f"bitsandbytes {bnb.__version__} has no `support_avx512bf16_for_cpu` switch on its 4-bit layers "
+            f"(first {unknown[0]}), so mh_lightning cannot keep them off the CPU kernel that drops "
+            "gradients. Install the pinned versions (`pip install -e .`)."
+        )
+    for layer in layers.values():
+        layer.support_avx512bf16_for_cpu = False
+    # Repacking happens in a forward; a layer repacked before this point stays on the kernel.
+    repacked = [name for name, m in layers.items() if getattr(m.weight.quant_state, "packing_format_for_cpu", False)]
+    if repacked:
+        raise ModelLoadError(
+            f"{len(repacked)} 4-bit layer(s), first {repacked[0]}, hold weights repacked for bitsandbytes' "
+            "AVX512-BF16 CPU kernel, which has no backward pass: training them would drop gradients. "
+            "Load the model with mh_lightning.model.load_base_model and run nothing on it before."
+        )
+    return len(layers)
 
 
 def expand_multi_query_kv(model: torch.nn.Module) -> int:

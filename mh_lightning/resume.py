@@ -9,6 +9,8 @@
 - `resolve_ckpt_path` turns `--ckpt_path last` into the newest checkpoint that reads
   completely, warning about each broken one it passes over, and checks an explicit path
   before any model is loaded.
+- `protect_earlier_run` refuses to start a new run into a checkpoint folder that holds another
+  run's checkpoints (resume it with `--ckpt_path last`, or `--overwrite true` deletes them).
 - `Resumable` installs the atomic writer, saves the random generators in every checkpoint
   and, when resuming mid-epoch, skips the batches the checkpoint had already trained on, so
   a resumed run sees the same batches and dropout masks as an uninterrupted one.
@@ -137,6 +139,47 @@ def resolve_ckpt_path(ckpt_path: str | Path | None, trainer: pl.Trainer) -> str 
                        "from the beginning")
         return None
     return str(path)
+
+
+# -- an earlier run's checkpoints ------------------------------------------------------------
+OVERWRITE_HELP = ("fit: delete the checkpoints an earlier run left in the checkpoint folder and start over "
+                  "(without it such a folder is refused; --ckpt_path last resumes that run)")
+
+
+class EarlierRunError(RuntimeError):
+    """A new run would write over another run's checkpoints; the message says how to resume or start over."""
+
+
+def checkpoint_files(folder: Path) -> list[Path]:
+    """The checkpoints in `folder`, complete (`*.ckpt`) and half-written (`.*.ckpt.partial`)."""
+    if not folder.is_dir():
+        return []
+    return sorted([*folder.glob("*.ckpt"), *folder.glob(f".*.ckpt{PARTIAL_SUFFIX}")])
+
+
+def protect_earlier_run(trainer: pl.Trainer, ckpt_path: str | Path | None, overwrite: bool) -> list[Path]:
+    """Before a new run (no `--ckpt_path`) writes checkpoints: refuse when its checkpoint folders
+    hold another run's, or with `overwrite` delete them all (so no old "best" file stays beside
+    the new ones). A resume (`--ckpt_path ...`) continues that run and goes through. Returns the
+    files deleted."""
+    if ckpt_path is not None:
+        # A resume writes into its own run's folder, so Lightning's "exists and is not empty" is
+        # expected there; a new run never meets it (refused, or the folder emptied first).
+        warnings.filterwarnings("ignore", message=r"Checkpoint directory .* exists and is not empty")
+        return []
+    folders = sorted({Path(cb.dirpath) for cb in trainer.checkpoint_callbacks if getattr(cb, "dirpath", None)})
+    found = [path for folder in folders for path in checkpoint_files(folder)]
+    if not found:
+        return []
+    if not overwrite:
+        names = ", ".join(p.name for p in found[:3]) + (f" and {len(found) - 3} more" if len(found) > 3 else "")
+        raise EarlierRunError(
+            f"{found[0].parent} holds the checkpoints of an earlier run ({names}): resume it with "
+            "--ckpt_path last, or give --overwrite true to delete them and start over.")
+    if trainer.is_global_zero:  # the other DDP ranks see the same files: one process deletes them
+        for path in found:
+            path.unlink(missing_ok=True)
+    return found
 
 
 # -- exact resume ---------------------------------------------------------------------------

@@ -242,3 +242,21 @@ def test_a_missing_answer_column_is_named_before_the_model_loads(tmp_path, no_mo
         cli_main(quick_args(tmp_path, "--data.path", str(data), "--data.question_column", "question",
                             "--data.answer_column", "answer"))
 
+
+
+# -- a run that never started ---------------------------------------------------------------
+def test_only_a_log_folder_holding_nothing_but_events_files_is_removed(tmp_path):
+    from types import SimpleNamespace
+
+    from lightning.pytorch.loggers import TensorBoardLogger
+
+    from mh_lightning.faults import remove_empty_log_folders
+
+    empty, kept = (TensorBoardLogger(tmp_path, name="lightning_logs", version=v) for v in (0, 1))
+    for logger in (empty, kept):
+        Path(logger.log_dir).mkdir(parents=True)
+        (Path(logger.log_dir) / "events.out.tfevents.1.host.1.0").write_bytes(b"")
+    (Path(kept.log_dir) / "config.yaml").write_text("seed_everything: 42\n")
+    assert remove_empty_log_folders(SimpleNamespace(loggers=[empty, kept])) == [Path(empty.log_dir)]
+    assert [p.name for p in (tmp_path / "lightning_logs").iterdir()] == ["version_1"]
+    assert remove_empty_log_folders(SimpleNamespace(loggers=[kept])) == []

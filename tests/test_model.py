@@ -1,4 +1,5 @@
 import json
+import warnings
 
 import bitsandbytes as bnb
 import pytest
@@ -12,6 +13,7 @@ from mh_lightning.model import (
     add_lora,
     check_quantized,
     decoder_linears,
+    keep_cpu_4bit_weights_trainable,
     load_base_model,
     load_tokenizer,
 )
@@ -150,3 +152,96 @@ def test_multi_query_keys_reach_sdpa_with_every_head_and_the_same_numbers(tiny_f
         outputs.append(model.generate(prompt, max_new_tokens=6, do_sample=False, pad_token_id=0))
         assert {shape[1] for shape in seen} == {1}
     assert torch.equal(outputs[0], outputs[1])
+
+
+# -- bitsandbytes' AVX512-BF16 CPU repacking (docs/bnb_avx512bf16.md) --------------------------
+def repacked_path_runs_here() -> str | None:
+    """None when a `Linear4bit` with bitsandbytes' CPU repacking switched on runs its repacked
+    (no-backward) path on this CPU, else why not."""
+    layer = bnb.nn.Linear4bit(64, 64, bias=False, compute_dtype=torch.float32, quant_type="nf4").to("cpu")
+    layer.support_avx512bf16_for_cpu = True  # what bitsandbytes sets by itself on an AVX512_BF16 CPU
+    try:
+        layer.eval()
+        with torch.no_grad():
+            layer(torch.ones(2, 64))
+        layer.train()
+        with warnings.catch_warnings():  # the "no autograd kernel" warning this path is known for
+            warnings.simplefilter("ignore")
+            layer(torch.ones(2, 64, requires_grad=True)).sum().backward()
+    except Exception as err:  # noqa: BLE001 - any failure means the kernel cannot run on this CPU
+        return f"bitsandbytes' repacked 4-bit CPU kernel does not run on this CPU ({err!r})"
+    if not layer.weight.quant_state.packing_format_for_cpu:
+        return "bitsandbytes no longer repacks 4-bit weights in an eval forward without gradients"
+    return None
+
+
+def dequantized(layer: torch.nn.Module) -> torch.Tensor:
+    return bnb.functional.dequantize_4bit(layer.weight.data, layer.weight.quant_state).float()
+
+
+@pytest.mark.slow
+def test_lora_gradients_after_an_eval_forward_match_the_dequantized_fp32_model(tiny_folder, monkeypatch):
+    """On an AVX512_BF16 CPU, bitsandbytes 0.50.2 repacked every 4-bit weight at the first eval
+    forward without gradients (Lightning's sanity check) and then trained through a kernel with
+    no backward: the LoRA gradients were wrong and every state_dict() drifted the base weights.
+    Elsewhere the switch is forced on, as that CPU sets it, so the test means the same on any CPU."""
+    reason = repacked_path_runs_here()
+    if reason:
+        pytest.skip(reason)
+    monkeypatch.setattr(bnb.nn.modules, "has_avx512bf16", lambda: True)  # every new Linear4bit opts in
+    quantized = load_base_model(str(tiny_folder), "nf4", "float32")
+    dense = load_base_model(str(tiny_folder), "none", "float32")
+    layers = decoder_linears(quantized)  # the same Linear4bit objects become peft's base layers
+    base_weights = {name: dequantized(layer) for name, layer in layers.items()}
+    saved = {name: {k: v.clone() for k, v in layer.state_dict().items()} for name, layer in layers.items()}
+    with torch.no_grad():
+        for name, weight in base_weights.items():  # the same base weights, in dense fp32 layers
+            dense.get_submodule(name).weight.copy_(weight)
+
+    torch.manual_seed(0)
+    models = [add_lora(quantized, r=4, alpha=8, dropout=0.0), add_lora(dense, r=4, alpha=8, dropout=0.0,
+                                                                       quantized=False)]
+    lora = {k: torch.randn_like(v) * 0.1 for k, v in models[0].state_dict().items() if "lora_" in k}
+    for model in models:  # B is zero at init, which would hide A's gradient: the same random adapters
+        model.load_state_dict(lora, strict=False)
+    ids = torch.randint(0, quantized.config.vocab_size, (2, 24), generator=torch.Generator().manual_seed(1))
+
+    grads = []
+    for model in models:
+        model.eval()
+        with torch.no_grad():
+            model(input_ids=ids)  # as Lightning's sanity check and validation do
+        model.train()
+        model(input_ids=ids, labels=ids).loss.backward()
+        grads.append({n: p.grad for n, p in model.named_parameters() if p.requires_grad})
+
+    assert grads[0].keys() == grads[1].keys() and len(grads[0]) == 16
+    for name in grads[0]:
+        got, want = grads[0][name], grads[1][name]
+        # The same fp32 products (bitsandbytes' gemm_4bit dequantizes, then a dense linear), maybe
+        # summed in another order by another BLAS call: each sum of n <= 512 terms rounds within
+        # n * 2**-24 = 3e-5 of its size, and two layers of backward compound that; 1e-4 of the
+        # gradient's size is above it and far below the 0.35-1.0 relative error of the dropped
+        # input gradient (measured here: 0.0 with the fix, 0.68 without).
+        assert (got - want).abs().max() <= 1e-4 * want.abs().max(), name
+    for name, layer in layers.items():
+        assert not getattr(layer.weight.quant_state, "packing_format_for_cpu", False), name  # never repacked
+        after = layer.state_dict()  # what every checkpoint save calls: the base weights round-trip exactly
+        assert after.keys() == saved[name].keys() and all(torch.equal(after[k], saved[name][k]) for k in after)
+        assert torch.equal(dequantized(layer), base_weights[name]), name
+
+
+def test_a_model_already_repacked_for_the_cpu_kernel_is_refused(tiny_folder):
+    reason = repacked_path_runs_here()
+    if reason:
+        pytest.skip(reason)
+    model = load_base_model(str(tiny_folder), "nf4", "float32")
+    layer = model.get_submodule("transformer.h.1.mlp.dense_4h_to_h")
+    layer.support_avx512bf16_for_cpu = True
+    layer.eval()
+    with torch.no_grad():
+        layer(torch.ones(1, layer.in_features))  # repacks it, as an eval forward did before the fix
+    with pytest.raises(ModelLoadError) as err:
+        keep_cpu_4bit_weights_trainable(model)
+    assert str(err.value).startswith("1 4-bit layer(s), first transformer.h.1.mlp.dense_4h_to_h, hold weights "
+                                     "repacked for bitsandbytes' AVX512-BF16 CPU kernel, which has no backward pass")
