@@ -27,11 +27,11 @@ import torch
 from jsonargparse import ArgumentParser
 from tqdm import tqdm
 
-from mh_lightning.data import Conversation, MentalHealthDataModule, split_conversations, tokenize_conversation
-from mh_lightning.generate import UsageError, add_generation_args, generation_config, run_cli, setup_cli
-from mh_lightning.inference import Answer, GenerationConfig, generate_answers
-from mh_lightning.metrics import answer_perplexity, answer_stats, text_scores
-from mh_lightning.preview import set_section_defaults
+from mh_lightning.cli.generate import UsageError, add_generation_args, generation_config, run_cli, setup_cli
+from mh_lightning.data.loading import Conversation, MentalHealthDataModule, split_conversations, tokenize_conversation
+from mh_lightning.evaluation.metrics import answer_perplexity, answer_stats, text_scores
+from mh_lightning.evaluation.preview import set_section_defaults
+from mh_lightning.inference.generation import Answer, GenerationConfig, generate_answers
 from mh_lightning.prompts import PromptStyle
 
 MODELS = {"fine_tuned": "fine-tuned", "base": "base (adapters off)"}
@@ -179,7 +179,7 @@ def build_parser(checkpoint_data: dict[str, Any], source: str) -> ArgumentParser
 
 def checkpoint_facts(path: Path) -> tuple[dict[str, Any], int | None]:
     """The data settings a checkpoint was trained with (they rebuild its split), and its step."""
-    from mh_lightning.checkpoint import read_checkpoint
+    from mh_lightning.model.checkpoint import read_checkpoint
 
     if path.is_dir():
         raise UsageError(f"--checkpoint {path}: give a .ckpt file (its data settings rebuild the split)")
@@ -215,7 +215,7 @@ def _main(argv: list[str] | None) -> int:
 
 def evaluate(args: argparse.Namespace, config: GenerationConfig, global_step: int | None = None) -> dict[str, Any]:
     """Generate, score and write the three report files; returns report.json's content."""
-    from mh_lightning.checkpoint import load_for_inference
+    from mh_lightning.model.checkpoint import load_for_inference
 
     data = MentalHealthDataModule(**args.data.as_dict())
     questions = evaluation_questions(data, args.split, args.limit)

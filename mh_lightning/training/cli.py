@@ -14,14 +14,14 @@ from pathlib import Path
 from lightning.pytorch.callbacks import LearningRateMonitor, ModelCheckpoint
 from lightning.pytorch.cli import LightningCLI
 
-from mh_lightning.callbacks import GradNormMonitor, SampleCallback
-from mh_lightning.checkpoint import CheckpointError, read_checkpoint
-from mh_lightning.data import DataError, MentalHealthDataModule
-from mh_lightning.faults import NonFiniteLossError, NonFiniteLossGuard, OutOfMemoryHint, explain_out_of_memory
-from mh_lightning.model import ModelLoadError
-from mh_lightning.module import FalconLoRAModule, SettingsError
-from mh_lightning.resume import Resumable, StepCheckpoint, is_checkpoint_file, resolve_ckpt_path
-from mh_lightning.throughput import ThroughputMonitor
+from mh_lightning.data.loading import DataError, MentalHealthDataModule
+from mh_lightning.model.base import ModelLoadError
+from mh_lightning.model.checkpoint import CheckpointError, read_checkpoint
+from mh_lightning.training.callbacks import GradNormMonitor, SampleCallback
+from mh_lightning.training.faults import NonFiniteLossError, NonFiniteLossGuard, OutOfMemoryHint, explain_out_of_memory
+from mh_lightning.training.module import FalconLoRAModule, SettingsError
+from mh_lightning.training.resume import Resumable, StepCheckpoint, is_checkpoint_file, resolve_ckpt_path
+from mh_lightning.training.throughput import ThroughputMonitor
 
 
 class MHLightningCLI(LightningCLI):

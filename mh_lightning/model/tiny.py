@@ -21,9 +21,10 @@ import torch
 from tokenizers import Tokenizer, decoders, models, pre_tokenizers, trainers
 from transformers import FalconConfig, FalconForCausalLM, PreTrainedTokenizerFast
 
+from mh_lightning.resources import SAMPLE_CONVERSATIONS
+
 BUILTIN_PREFIX = "builtin:"
 EOS_TOKEN = "<|endoftext|>"  # Falcon's own end-of-text token
-SAMPLE_CONVERSATIONS = Path(__file__).parent / "resources" / "sample_conversations.jsonl"
 
 
 @dataclass(frozen=True)
@@ -128,7 +129,7 @@ def main(argv: list[str] | None = None) -> None:
     args = parser.parse_args(argv)
     corpus = None
     if args.corpus:
-        from mh_lightning.data import load_conversations
+        from mh_lightning.data.loading import load_conversations
 
         corpus = [c.text() for c in load_conversations(args.corpus)]
     path = build(args.out, args.preset, corpus, args.seed)

@@ -17,8 +17,8 @@ from typing import Any
 import lightning.pytorch as pl
 import torch
 
-from mh_lightning.batching import ConversationSampler
-from mh_lightning.resume import LAST
+from mh_lightning.data.batching import ConversationSampler
+from mh_lightning.training.resume import LAST
 
 
 class NonFiniteLossError(RuntimeError):

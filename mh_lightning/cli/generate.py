@@ -28,7 +28,7 @@ from typing import Any, NoReturn
 
 import torch
 
-from mh_lightning.inference import Answer, GenerationConfig, generate_answers, prompt_budget
+from mh_lightning.inference.generation import Answer, GenerationConfig, generate_answers, prompt_budget
 from mh_lightning.prompts import DEFAULT_STYLE, PromptStyle
 from mh_lightning.safety import DEFAULT_REGION, NO_SAFETY_WARNING, InputDecision, SafetyGuard, enforce_offline
 
@@ -111,14 +111,14 @@ def generation_config(args: argparse.Namespace) -> GenerationConfig:
 
 def load_model(args: argparse.Namespace) -> tuple[torch.nn.Module, Any, PromptStyle, dict[str, Any]]:
     """(model, tokenizer, style, metadata) for --checkpoint or --base-only --model."""
-    from mh_lightning.checkpoint import load_for_inference
+    from mh_lightning.model.checkpoint import load_for_inference
 
     if args.checkpoint is not None:
         overrides = {"model_name": args.model} if args.model else {}
         return load_for_inference(args.checkpoint, args.device, **overrides)
     if not args.model:
         raise UsageError("--base-only needs --model NAME_OR_PATH")
-    from mh_lightning.model import load_base_model, load_tokenizer
+    from mh_lightning.model.base import load_base_model, load_tokenizer
 
     dtype = args.compute_dtype or ("bfloat16" if torch.device(args.device).type == "cuda" else "float32")
     model = load_base_model(args.model, args.quantization, dtype, args.device)
@@ -148,7 +148,7 @@ def run_cli(main: Callable[[list[str] | None], int], argv: list[str] | None) -> 
 
     (`UsageError` and the checkpoint module's `CheckpointError` are `ValueError`s; the
     checkpoint module is not imported here, as it pulls in Lightning before `setup_cli`.)"""
-    from mh_lightning.model import ModelLoadError
+    from mh_lightning.model.base import ModelLoadError
 
     try:
         return main(argv)

@@ -30,7 +30,7 @@ from transformers import (
 )
 from transformers.models.falcon.modeling_falcon import FalconAttention
 
-from mh_lightning import tiny
+from mh_lightning.model import tiny
 
 log = logging.getLogger(__name__)
 

@@ -32,10 +32,10 @@ from typing import Any
 import torch
 
 from mh_lightning import __version__
-from mh_lightning.checkpoint import EXPORT_METADATA
-from mh_lightning.generate import OneLineParser, UsageError, run_cli, setup_cli
-from mh_lightning.inference import GenerationConfig, generation_mode, model_device
-from mh_lightning.model import torch_dtype
+from mh_lightning.cli.generate import OneLineParser, UsageError, run_cli, setup_cli
+from mh_lightning.inference.generation import GenerationConfig, generation_mode, model_device
+from mh_lightning.model.base import torch_dtype
+from mh_lightning.model.checkpoint import EXPORT_METADATA
 from mh_lightning.prompts import PromptStyle
 
 EXPORT_FORMAT = 1
@@ -130,7 +130,7 @@ def model_card(metadata: dict[str, Any], merged: bool) -> str:
 def export(checkpoint: Path, out: Path, merge: bool = False, dtype: str | None = None,
            force: bool = False, device: str = "cpu") -> dict[str, Any]:
     """Write the export folder; returns the metadata written to its `mh_lightning.json`."""
-    from mh_lightning.checkpoint import load_for_inference
+    from mh_lightning.model.checkpoint import load_for_inference
 
     check_out(out, force, checkpoint)
     model, tokenizer, style, hparams = load_for_inference(checkpoint, device)

@@ -19,7 +19,7 @@ from collections.abc import Callable, Iterable, Iterator, Sequence
 from pathlib import Path
 from typing import IO, Any
 
-from mh_lightning.generate import (
+from mh_lightning.cli.generate import (
     UsageError,
     generation_config,
     inference_parser,
@@ -29,7 +29,7 @@ from mh_lightning.generate import (
     safety_guard,
     setup_cli,
 )
-from mh_lightning.inference import (
+from mh_lightning.inference.generation import (
     Answer,
     GenerationConfig,
     context_length,

@@ -20,15 +20,15 @@ from typing import Any
 import yaml
 from jsonargparse import ArgumentParser
 
-from mh_lightning.data import (
+from mh_lightning.cli.generate import UsageError, run_cli
+from mh_lightning.data.loading import (
     IGNORE_INDEX,
     Conversation,
     MentalHealthDataModule,
     split_conversations,
     tokenize_conversation,
 )
-from mh_lightning.generate import UsageError, run_cli
-from mh_lightning.module import FalconLoRAModule
+from mh_lightning.training.module import FalconLoRAModule
 
 NO_LIMIT = sys.maxsize  # tokenize without cutting, to see what max_length would cut
 PLAIN_MARKS = ("[[", "]]")
@@ -90,7 +90,7 @@ def marked_text(tokenizer: Any, input_ids: Sequence[int], trained: Sequence[bool
 
 def preview(datamodule: MentalHealthDataModule, num_examples: int, marks: tuple[str, str] = PLAIN_MARKS) -> str:
     """The report `python -m mh_lightning.preview` prints."""
-    from mh_lightning.model import load_tokenizer
+    from mh_lightning.model.base import load_tokenizer
 
     h = datamodule.hparams
     style = datamodule.style

@@ -23,14 +23,14 @@ import lightning.pytorch as pl
 import torch
 from torch.utils.data import DataLoader
 
-from mh_lightning.batching import ConversationSampler, pack_batch
+from mh_lightning.data.batching import ConversationSampler, pack_batch
 from mh_lightning.prompts import DEFAULT_STYLE, PromptFormatError, PromptStyle
+from mh_lightning.resources import SAMPLE_CONVERSATIONS
 
 log = logging.getLogger(__name__)
 
 IGNORE_INDEX = -100  # labels with this value carry no loss (PyTorch's cross-entropy default)
 BUILTIN_SAMPLE = "builtin:sample"
-SAMPLE_PATH = Path(__file__).parent / "resources" / "sample_conversations.jsonl"
 FILE_LOADERS = {".parquet": "parquet", ".csv": "csv", ".json": "json", ".jsonl": "json"}
 OnBadRows = Literal["error", "skip"]
 
@@ -56,7 +56,7 @@ def _read_table(path: str, split: str) -> Any:
 
     datasets.disable_progress_bars()
     if path == BUILTIN_SAMPLE:
-        path = str(SAMPLE_PATH)
+        path = str(SAMPLE_CONVERSATIONS)
     local = Path(path)
     suffix = local.suffix.lower()
     try:
@@ -368,7 +368,7 @@ class MentalHealthDataModule(pl.LightningDataModule):
     def setup(self, stage: str | None = None) -> None:
         if self.train_examples or self.val_examples:
             return  # tokenized once, reused by every stage
-        from mh_lightning.model import load_tokenizer
+        from mh_lightning.model.base import load_tokenizer
 
         h = self.hparams
         self.tokenizer = load_tokenizer(h.tokenizer_name)

@@ -16,8 +16,8 @@ import torch
 from torchmetrics import MeanMetric
 
 from mh_lightning import __version__
-from mh_lightning.data import IGNORE_INDEX
-from mh_lightning.model import DEFAULT_LORA_TARGETS, DType, Quantization, add_lora, load_base_model
+from mh_lightning.data.loading import IGNORE_INDEX
+from mh_lightning.model.base import DEFAULT_LORA_TARGETS, DType, Quantization, add_lora, load_base_model
 from mh_lightning.prompts import DEFAULT_STYLE
 
 CHECKPOINT_KEY = "mh_lightning"  # marks our checkpoints and records how to rebuild the model

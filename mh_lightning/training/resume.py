@@ -29,8 +29,8 @@ from lightning.fabric.plugins import TorchCheckpointIO
 from lightning.pytorch.callbacks import ModelCheckpoint
 from lightning.pytorch.utilities import rank_zero_warn
 
-from mh_lightning.batching import ConversationSampler
-from mh_lightning.checkpoint import CheckpointError, read_checkpoint
+from mh_lightning.data.batching import ConversationSampler
+from mh_lightning.model.checkpoint import CheckpointError, read_checkpoint
 
 PARTIAL_SUFFIX = ".partial"  # `.last.ckpt.partial`: never matched by `*.ckpt`
 LAST = "last"

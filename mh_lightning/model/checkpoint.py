@@ -12,8 +12,8 @@ from typing import Any
 
 import torch
 
-from mh_lightning.module import CHECKPOINT_KEY, FalconLoRAModule, check_adapter_keys
 from mh_lightning.prompts import PromptStyle
+from mh_lightning.training.module import CHECKPOINT_KEY, FalconLoRAModule, check_adapter_keys
 
 EXPORT_METADATA = "mh_lightning.json"  # in every folder mh_lightning.export writes
 
@@ -84,7 +84,7 @@ def load_for_inference(
     `quantization`, `compute_dtype`, `lora_*`, `max_length`, ...) and `source`:
     "checkpoint", "adapter" or "merged".
     """
-    from mh_lightning.model import load_tokenizer
+    from mh_lightning.model.base import load_tokenizer
 
     path = Path(path)
     if path.is_dir():
@@ -115,7 +115,7 @@ def load_exported(
     """Rebuild an exported folder: the recorded base + its PEFT adapter, or a merged model."""
     from transformers import AutoModelForCausalLM
 
-    from mh_lightning.model import load_base_model, load_tokenizer
+    from mh_lightning.model.base import load_base_model, load_tokenizer
 
     metadata = read_export_metadata(folder)
     hparams = {**metadata["hyper_parameters"], **overrides}

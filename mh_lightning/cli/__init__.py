@@ -1,0 +1,1 @@
+"""The command line: `mh-lightning SUBCOMMAND`, one module per subcommand."""
