@@ -18,18 +18,18 @@ from types import CodeType, ModuleType
 MOVED = {
     "mh_lightning.batching": "mh_lightning.data.batching",
     "mh_lightning.tiny": "mh_lightning.model.tiny",
-    "mh_lightning.checkpoint": "mh_lightning.model.checkpoint",
+    "mh_lightning.checkpoint": "mh_lightning.inference.loading",
     "mh_lightning.module": "mh_lightning.training.module",
     "mh_lightning.callbacks": "mh_lightning.training.callbacks",
     "mh_lightning.throughput": "mh_lightning.training.throughput",
     "mh_lightning.resume": "mh_lightning.training.resume",
     "mh_lightning.faults": "mh_lightning.training.faults",
     "mh_lightning.fit": "mh_lightning.training.cli",
-    "mh_lightning.chat": "mh_lightning.inference.chat",
-    "mh_lightning.export": "mh_lightning.inference.export",
+    "mh_lightning.chat": "mh_lightning.cli.chat",
+    "mh_lightning.export": "mh_lightning.cli.export",
     "mh_lightning.generate": "mh_lightning.cli.generate",
-    "mh_lightning.evaluate": "mh_lightning.evaluation.evaluate",
-    "mh_lightning.preview": "mh_lightning.evaluation.preview",
+    "mh_lightning.evaluate": "mh_lightning.cli.evaluate",
+    "mh_lightning.preview": "mh_lightning.cli.preview",
     "mh_lightning.metrics": "mh_lightning.evaluation.metrics",
 }
 

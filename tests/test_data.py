@@ -148,6 +148,7 @@ def test_datamodule_batches_and_logs_truncation(tmp_path, caplog):
     path = write_jsonl(tmp_path / "d.jsonl", [{"text": f"<HUMAN>: q{i}\n<ASSISTANT>: {'word ' * (i * 10 + 1)}"}
                                               for i in range(10)])
     dm = MentalHealthDataModule(path=str(path), max_length=40, batch_size=4, val_fraction=0.2)
+    dm.connect(load_tokenizer("builtin:tiny-falcon"))
     with caplog.at_level(logging.WARNING, logger="mh_lightning.data"):
         dm.setup("fit")
     assert "examples are longer than max_length=40 and were cut" in caplog.text

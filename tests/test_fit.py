@@ -14,6 +14,7 @@ from tensorboard.backend.event_processing.event_accumulator import EventAccumula
 from mh_lightning.checkpoint import read_checkpoint
 from mh_lightning.data import MentalHealthDataModule
 from mh_lightning.fit import cli_main, main
+from mh_lightning.model import load_tokenizer
 from mh_lightning.module import FalconLoRAModule
 
 
@@ -51,6 +52,7 @@ def test_one_optimizer_step_changes_lora_tensors_and_nothing_else(tmp_path):
     module = FalconLoRAModule(model_name="builtin:tiny-falcon", compute_dtype="float32", lora_dropout=0.0,
                               learning_rate=1e-2)
     data = MentalHealthDataModule(path="builtin:sample", batch_size=4, max_length=128)
+    data.connect(load_tokenizer("builtin:tiny-falcon"))
     trainer = pl.Trainer(accelerator="cpu", max_steps=1, limit_val_batches=0, logger=False,
                          enable_checkpointing=False, enable_progress_bar=False, enable_model_summary=False,
                          default_root_dir=tmp_path)

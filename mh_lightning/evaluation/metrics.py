@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING
 import torch
 from torchmetrics.text import Perplexity, ROUGEScore, SacreBLEUScore
 
-from mh_lightning.data.loading import IGNORE_INDEX, TokenizedExample, pad_batch
+from mh_lightning.data.tokenization import IGNORE_INDEX, TokenizedExample, pad_batch
 from mh_lightning.inference.generation import eval_mode, model_device
 
 if TYPE_CHECKING:

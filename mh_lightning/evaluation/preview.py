@@ -1,80 +1,23 @@
-"""See exactly what the model is trained on, before spending GPU hours.
-
-    python -m mh_lightning.preview --config configs/tiny_cpu.yaml --data.path data.parquet -n 3
-
-Reads the `data:` and `model:` sections of the same yaml files as `fit` (other sections are
-ignored), tokenizes every conversation as training does, and prints N examples with the
-tokens that carry loss marked, token counts per example, how many examples `max_length`
-cuts, and a length summary.
+"""See exactly what the model is trained on, before spending GPU hours: N examples with the
+tokens that carry loss marked, token counts per example, how many examples `max_length` cuts,
+and a length summary. The command is `mh-lightning preview` (`mh_lightning.cli.preview`).
 """
 
 from __future__ import annotations
 
-import argparse
 import statistics
 import sys
 from collections.abc import Sequence
-from pathlib import Path
 from typing import Any
 
-import yaml
-from jsonargparse import ArgumentParser
-
-from mh_lightning.cli.generate import UsageError, run_cli
-from mh_lightning.data.loading import (
-    IGNORE_INDEX,
-    Conversation,
-    MentalHealthDataModule,
-    split_conversations,
-    tokenize_conversation,
-)
-from mh_lightning.training.module import FalconLoRAModule
+from mh_lightning.data.datamodule import MentalHealthDataModule
+from mh_lightning.data.loading import Conversation, split_conversations
+from mh_lightning.data.tokenization import IGNORE_INDEX, tokenize_conversation
+from mh_lightning.model.base import load_tokenizer
 
 NO_LIMIT = sys.maxsize  # tokenize without cutting, to see what max_length would cut
 PLAIN_MARKS = ("[[", "]]")
 COLOUR_MARKS = ("\x1b[1;32m", "\x1b[0m")  # bold green on a terminal
-
-
-def set_section_defaults(parser: ArgumentParser, section: str, values: dict[str, Any], source: str) -> None:
-    """Make `values` (a yaml/checkpoint section) the defaults of `--section.*`; flags still win."""
-    for key, value in values.items():
-        try:
-            parser.set_defaults({f"{section}.{key}": value})
-        except KeyError:
-            raise UsageError(f"{source}: {section}.{key} is not a setting of {section} "
-                             "(see --help for the known keys)") from None
-
-
-def config_sections(paths: Sequence[str], sections: Sequence[str]) -> dict[str, dict[str, Any]]:
-    """The named sections of `fit` yaml files, merged in order (later files win)."""
-    merged: dict[str, dict[str, Any]] = {s: {} for s in sections}
-    for path in paths:
-        file = Path(path)
-        if not file.is_file():
-            raise UsageError(f"--config {path}: file not found")
-        loaded = yaml.safe_load(file.read_text(encoding="utf-8")) or {}
-        if not isinstance(loaded, dict):
-            raise UsageError(f"--config {path}: expected a mapping of sections (data:, model:, ...)")
-        for section in sections:
-            values = loaded.get(section) or {}
-            if not isinstance(values, dict):
-                raise UsageError(f"--config {path}: the {section}: section must be a mapping")
-            merged[section].update(values)
-    return merged
-
-
-def build_parser(config_files: Sequence[str] = ()) -> ArgumentParser:
-    parser = ArgumentParser(prog="python -m mh_lightning.preview", description=__doc__.split("\n\n")[0])
-    parser.add_argument("--config", action="append", default=[],
-                        help="a fit yaml file; repeat to stack them (only data: and model: are read)")
-    parser.add_argument("-n", "--num_examples", type=int, default=3, help="examples to print")
-    parser.add_class_arguments(MentalHealthDataModule, "data")
-    # Only model.model_name matters here (the tokenizer); the rest is accepted so the yaml fits.
-    parser.add_class_arguments(FalconLoRAModule, "model", skip={"max_length"})
-    parser.link_arguments("model.model_name", "data.tokenizer_name")  # as in fit
-    for section, values in config_sections(config_files, ("data", "model")).items():
-        set_section_defaults(parser, section, values, f"--config {' '.join(config_files)}")
-    return parser
 
 
 def marked_text(tokenizer: Any, input_ids: Sequence[int], trained: Sequence[bool], marks: tuple[str, str]) -> str:
@@ -89,12 +32,11 @@ def marked_text(tokenizer: Any, input_ids: Sequence[int], trained: Sequence[bool
 
 
 def preview(datamodule: MentalHealthDataModule, num_examples: int, marks: tuple[str, str] = PLAIN_MARKS) -> str:
-    """The report `python -m mh_lightning.preview` prints."""
-    from mh_lightning.model.base import load_tokenizer
-
+    """The report `mh-lightning preview` prints, with the data module's tokenizer (`connect`), or
+    else the one its `tokenizer_name` names."""
     h = datamodule.hparams
     style = datamodule.style
-    tokenizer = load_tokenizer(h.tokenizer_name)
+    tokenizer = datamodule.tokenizer if datamodule.tokenizer is not None else load_tokenizer(h.tokenizer_name)
     conversations = datamodule.conversations()
     _, val = split_conversations(conversations, h.val_fraction, h.seed)
     val_rows = {c.row for c in val}
@@ -132,22 +74,3 @@ def example_lines(conversation: Conversation, input_ids: list[int], labels: list
     if len(input_ids) > max_length:
         lines.append(f"[cut at max_length={max_length}: the last {len(input_ids) - max_length} tokens are not seen]")
     return [*lines, ""]
-
-
-def _main(argv: list[str] | None) -> int:
-    argv = list(sys.argv[1:] if argv is None else argv)
-    # The yaml files set defaults first, so every --data.*/--model.* flag wins over them.
-    pre = argparse.ArgumentParser(add_help=False, allow_abbrev=False)
-    pre.add_argument("--config", action="append", default=[])
-    config = build_parser(pre.parse_known_args(argv)[0].config).parse_args(argv)
-    marks = COLOUR_MARKS if sys.stdout.isatty() else PLAIN_MARKS
-    print(preview(MentalHealthDataModule(**config.data.as_dict()), config.num_examples, marks))
-    return 0
-
-
-def main(argv: list[str] | None = None) -> int:
-    return run_cli(_main, argv)  # a bad file, key or row: one line on stderr and exit code 2
-
-
-if __name__ == "__main__":
-    sys.exit(main())

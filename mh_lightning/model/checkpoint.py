@@ -1,7 +1,9 @@
-"""Read this project's adapter-only checkpoints and rebuild the model they were trained on.
+"""The files this project writes: adapter-only checkpoints and export folders. No Lightning here.
 
 A checkpoint holds the LoRA tensors, the module's hyperparameters (base model id,
-quantization, LoRA settings) and the prompt style, so nothing else is needed to rebuild it.
+quantization, LoRA settings) and the prompt style, so nothing else is needed to rebuild it
+(`mh_lightning.inference.loading.load_model` does). An export folder holds the same facts in
+its `mh_lightning.json`.
 """
 
 from __future__ import annotations
@@ -12,14 +14,13 @@ from typing import Any
 
 import torch
 
+from mh_lightning.errors import CheckpointError
 from mh_lightning.prompts import PromptStyle
-from mh_lightning.training.module import CHECKPOINT_KEY, FalconLoRAModule, check_adapter_keys
 
+CHECKPOINT_KEY = "mh_lightning"  # marks our checkpoints and records how to rebuild the model
+CHECKPOINT_FORMAT = 1
+STATE_PREFIX = "model."  # state_dict keys are the LightningModule's: its `model` attribute holds the peft model
 EXPORT_METADATA = "mh_lightning.json"  # in every folder mh_lightning.export writes
-
-
-class CheckpointError(ValueError):
-    """A checkpoint is missing, unreadable or not one of ours; the message names the file."""
 
 
 def read_checkpoint(path: str | Path) -> dict[str, Any]:
@@ -53,47 +54,6 @@ def prompt_style_of(checkpoint: dict[str, Any]) -> PromptStyle:
     return PromptStyle.from_dict(checkpoint[CHECKPOINT_KEY].get("prompt_style"))
 
 
-def load_module(
-    path: str | Path, device: torch.device | str = "cpu", **overrides: Any
-) -> FalconLoRAModule:
-    """Rebuild the base model + adapters of a checkpoint, in eval mode, on `device`.
-
-    `overrides` replace saved hyperparameters (e.g. `model_name` for a local copy of the base).
-    """
-    checkpoint = read_checkpoint(path)
-    hparams = {k: v for k, v in checkpoint["hyper_parameters"].items() if not k.startswith("_")}
-    module = FalconLoRAModule(**{**hparams, **overrides})
-    module.build(device)
-    try:
-        check_adapter_keys(checkpoint, module.trainable_state_keys())
-    except ValueError as err:
-        raise CheckpointError(f"{path}: {err}") from None
-    module.load_state_dict(checkpoint["state_dict"], strict=False)
-    module.style = prompt_style_of(checkpoint)
-    return module.eval()
-
-
-# -- one entry point for generate, chat, evaluation and export ----------------------------
-def load_for_inference(
-    path: str | Path, device: torch.device | str = "cpu", **overrides: Any
-) -> tuple[torch.nn.Module, Any, PromptStyle, dict[str, Any]]:
-    """(model in eval mode, tokenizer, prompt style, metadata) from a Lightning checkpoint
-    file or a folder written by `mh_lightning.export` (adapter or merged model).
-
-    `metadata` holds the hyperparameters the model was built from (`model_name`,
-    `quantization`, `compute_dtype`, `lora_*`, `max_length`, ...) and `source`:
-    "checkpoint", "adapter" or "merged".
-    """
-    from mh_lightning.model.base import load_tokenizer
-
-    path = Path(path)
-    if path.is_dir():
-        return load_exported(path, device, **overrides)
-    module = load_module(path, device, **overrides)
-    metadata = {**dict(module.hparams), "source": "checkpoint"}
-    return module.model, load_tokenizer(module.hparams.model_name), module.style, metadata
-
-
 def read_export_metadata(folder: Path) -> dict[str, Any]:
     file = folder / EXPORT_METADATA
     if not file.is_file():
@@ -109,34 +69,28 @@ def read_export_metadata(folder: Path) -> dict[str, Any]:
     return metadata
 
 
-def load_exported(
-    folder: Path, device: torch.device | str = "cpu", **overrides: Any
-) -> tuple[torch.nn.Module, Any, PromptStyle, dict[str, Any]]:
-    """Rebuild an exported folder: the recorded base + its PEFT adapter, or a merged model."""
-    from transformers import AutoModelForCausalLM
+def saved_hyperparameters(checkpoint: dict[str, Any]) -> dict[str, Any]:
+    """The model settings a checkpoint was trained with (LightningCLI's `_class_path` and the like left out)."""
+    return {k: v for k, v in checkpoint["hyper_parameters"].items() if not k.startswith("_")}
 
-    from mh_lightning.model.base import load_base_model, load_tokenizer
 
-    metadata = read_export_metadata(folder)
-    hparams = {**metadata["hyper_parameters"], **overrides}
-    style = PromptStyle.from_dict(metadata.get("prompt_style"))
-    try:
-        tokenizer = load_tokenizer(str(folder))
-        if (folder / "adapter_config.json").is_file():
-            from peft import PeftModel
+def saved_data_settings(checkpoint: dict[str, Any]) -> dict[str, Any]:
+    """The data settings a checkpoint was trained with (they rebuild its split); the tokenizer is
+    the model's, so it is left out."""
+    saved = checkpoint.get("datamodule_hyper_parameters") or {}
+    return {k: v for k, v in saved.items() if not k.startswith("_") and k != "tokenizer_name"}
 
-            base = load_base_model(hparams["model_name"], hparams.get("quantization", "nf4"),
-                                   hparams.get("compute_dtype", "bfloat16"), device, hparams.get("quant_storage"))
-            model, source = PeftModel.from_pretrained(base, folder), "adapter"
-        elif (folder / "config.json").is_file():
-            device_map = {"": str(torch.device(device))}
-            model = AutoModelForCausalLM.from_pretrained(folder, dtype="auto", device_map=device_map)
-            source = "merged"
-        else:
-            raise CheckpointError(f"{folder}: neither adapter_config.json nor config.json: incomplete export")
-    except (OSError, ValueError) as err:
-        if isinstance(err, CheckpointError):
-            raise
-        reason = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
-        raise CheckpointError(f"{folder}: cannot load the exported model: {reason}") from err
-    return model.eval(), tokenizer, style, {**hparams, "source": source}
+
+def check_adapter_keys(checkpoint: dict[str, Any], expected: set[str]) -> None:
+    """Refuse a checkpoint whose adapters do not fit this model, naming what differs."""
+    if CHECKPOINT_KEY not in checkpoint:
+        raise CheckpointError("this is not an mh_lightning checkpoint (no 'mh_lightning' entry)")
+    found = set(checkpoint["state_dict"])
+    missing, unexpected = sorted(expected - found), sorted(found - expected)
+    if missing or unexpected:
+        detail = f"missing {missing[:2]}" if missing else f"unexpected {unexpected[:2]}"
+        raise CheckpointError(
+            f"the checkpoint's adapters do not match the model ({len(missing)} missing, "
+            f"{len(unexpected)} unexpected: {detail}); were model.lora_* settings changed? Use the "
+            "model.lora_* settings the checkpoint was trained with, or start without --ckpt_path"
+        )

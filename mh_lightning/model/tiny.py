@@ -21,6 +21,7 @@ import torch
 from tokenizers import Tokenizer, decoders, models, pre_tokenizers, trainers
 from transformers import FalconConfig, FalconForCausalLM, PreTrainedTokenizerFast
 
+from mh_lightning.errors import ModelLoadError
 from mh_lightning.resources import SAMPLE_CONVERSATIONS
 
 BUILTIN_PREFIX = "builtin:"
@@ -50,7 +51,7 @@ def builtin_name(name: str) -> str | None:
     preset = name[len(BUILTIN_PREFIX) :]
     if preset not in PRESETS:
         known = ", ".join(BUILTIN_PREFIX + p for p in PRESETS)
-        raise ValueError(f"unknown built-in model {name!r}; known: {known}")
+        raise ModelLoadError(f"unknown built-in model {name!r}; known: {known}")
     return preset
 
 
