@@ -121,10 +121,11 @@ def loaded(tiny_checkpoint: Path) -> Iterator[LoadedModel]:
 
 
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
-    """`gpu` tests run where CUDA is, and are skipped cleanly elsewhere."""
-    if torch.cuda.is_available():
-        return
+    """Tests that need the trained tiny run (a minute of training, once) are `slow`; `gpu` tests
+    run where CUDA is, and are skipped cleanly elsewhere."""
     skip = pytest.mark.skip(reason="needs a CUDA GPU")
     for item in items:
-        if "gpu" in item.keywords:
+        if "tiny_run" in getattr(item, "fixturenames", ()):
+            item.add_marker(pytest.mark.slow)
+        if "gpu" in item.keywords and not torch.cuda.is_available():
             item.add_marker(skip)

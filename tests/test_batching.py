@@ -103,6 +103,7 @@ def model_loss(model: torch.nn.Module, batch: dict[str, torch.Tensor]) -> torch.
     return model(**{k: v for k, v in batch.items() if k in MODEL_INPUTS}).loss
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("quantization", ["none", "nf4"])
 def test_packed_loss_equals_token_weighted_loss_of_conversations_one_by_one(
     quantization: str, tiny_examples: list[TokenizedExample]

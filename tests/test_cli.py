@@ -149,3 +149,11 @@ def test_a_hub_dataset_without_network_fails_at_once_naming_it():
 
     with pytest.raises(DataError, match="'nobody/no-such-data' is neither a local folder nor in the local cache"):
         load_conversations("nobody/no-such-data")
+
+
+def test_the_console_script_runs_the_dispatcher():
+    import tomllib
+
+    scripts = tomllib.loads((REPO / "pyproject.toml").read_text())["project"]["scripts"]
+    assert scripts == {"mh-lightning": "mh_lightning.cli:main"}
+    assert cli.resolve(scripts["mh-lightning"]) is cli.main

@@ -96,6 +96,7 @@ def test_missing_column_and_missing_file(tmp_path):
 
 
 @needs_real_data
+@pytest.mark.slow
 def test_real_datasets_load_in_full():
     assert len(load_conversations(str(REAL_PARQUET))) == 172
     counsel = load_conversations(str(COUNSEL_CSV), question_column="questionText", answer_column="answerText")

@@ -17,6 +17,8 @@ from mh_lightning.fit import cli_main, main
 from mh_lightning.model import load_tokenizer
 from mh_lightning.module import FalconLoRAModule
 
+pytestmark = pytest.mark.slow  # every test runs the LightningCLI, most of them train
+
 
 def scalars(root: Path) -> dict[str, list[float]]:
     (events,) = root.glob("lightning_logs/version_0/events.out.tfevents.*")

@@ -21,6 +21,17 @@ def patched(loaded, monkeypatch, tiny_checkpoint):
     return ["--checkpoint", str(tiny_checkpoint)]
 
 
+def test_the_training_yaml_and_a_checkpoint_drive_generate(tiny_checkpoint, capsys):
+    from conftest import TINY_CONFIG
+
+    argv = ["--config", str(TINY_CONFIG), "--checkpoint", str(tiny_checkpoint), "--prompt", "Hi", "--greedy",
+            "--max_new_tokens", "6", "--device", "cpu", "--no_safety"]
+    assert main(argv) == 0, capsys.readouterr().err
+    first = capsys.readouterr().out
+    assert main(argv) == 0
+    assert capsys.readouterr().out == first and first.endswith("\n")  # greedy: the same answer twice
+
+
 def test_real_checkpoint_prints_text_and_the_same_seed_prints_the_same(tiny_checkpoint, capsys):
     argv = ["--checkpoint", str(tiny_checkpoint), "--prompt", "How do I deal with sadness?", "--seed", "1",
             "--max-new-tokens", "16"]

@@ -72,6 +72,7 @@ def test_missing_data_file_is_a_clear_error(tmp_path, capsys):
 
 
 @needs_real_data
+@pytest.mark.slow
 def test_preview_of_the_real_dataset(capsys):
     code, out, _ = run(capsys, "--data.path", str(REAL_PARQUET), "-n", "2")
     assert code == 0
