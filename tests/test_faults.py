@@ -19,8 +19,6 @@ from mh_lightning.fit import cli_main, main
 from mh_lightning.module import FalconLoRAModule, SettingsError
 from mh_lightning.resume import AtomicCheckpointIO, newest_complete_checkpoint
 
-pytestmark = pytest.mark.slow  # every test runs the LightningCLI, most of them train
-
 QUICK = ("--samples.num_questions", "0", "--trainer.limit_val_batches", "0")
 
 
@@ -42,6 +40,7 @@ def no_model_load(monkeypatch: pytest.MonkeyPatch) -> None:
 
 
 # -- non-finite loss and clipping ---------------------------------------------------------
+@pytest.mark.slow
 def test_nan_loss_stops_naming_step_batch_and_rows_and_saves_the_last_good_state(tmp_path, monkeypatch):
     real_step = FalconLoRAModule.training_step
     poisoned_texts: list[str] = []
@@ -94,6 +93,7 @@ def test_nan_loss_stops_naming_step_batch_and_rows_and_saves_the_last_good_state
     assert read_checkpoint(last)["global_step"] == 2
 
 
+@pytest.mark.slow
 def test_gradient_clip_val_is_honoured(tmp_path, monkeypatch):
     norms: list[float] = []
     real_step = FalconLoRAModule.optimizer_step

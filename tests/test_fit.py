@@ -17,8 +17,6 @@ from mh_lightning.fit import cli_main, main
 from mh_lightning.model import load_tokenizer
 from mh_lightning.module import FalconLoRAModule
 
-pytestmark = pytest.mark.slow  # every test runs the LightningCLI, most of them train
-
 
 def scalars(root: Path) -> dict[str, list[float]]:
     (events,) = root.glob("lightning_logs/version_0/events.out.tfevents.*")
@@ -117,6 +115,7 @@ def test_the_80gb_override_keeps_the_recipe_and_drops_checkpointing(capsys):
         == (8, 8, True)  # the recipe's batches, unchanged
 
 
+@pytest.mark.slow
 def test_malformed_row_stops_fit_with_file_and_row(tmp_path):
     bad = tmp_path / "bad.jsonl"
     bad.write_text('{"text": "<HUMAN>: hi\\n<ASSISTANT>: hello"}\n{"text": "<HUMAN>: no answer"}\n')
@@ -131,6 +130,7 @@ def test_malformed_row_stops_fit_with_file_and_row(tmp_path):
     assert not (tmp_path / "checkpoints").exists()
 
 
+@pytest.mark.slow
 def test_skip_bad_rows_trains_on_the_rest(tmp_path):
     rows = [f'{{"text": "<HUMAN>: q{i}\\n<ASSISTANT>: answer {i}"}}' for i in range(6)] + ['{"text": "broken"}']
     data = tmp_path / "mixed.jsonl"
@@ -142,6 +142,7 @@ def test_skip_bad_rows_trains_on_the_rest(tmp_path):
 
 
 @needs_real_data
+@pytest.mark.slow
 @pytest.mark.parametrize(
     "columns", [[], ["--data.question_column", "questionText", "--data.answer_column", "answerText"]],
     ids=["parquet", "counsel_chat_csv"],

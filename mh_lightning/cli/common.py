@@ -147,7 +147,8 @@ def parse(parser: ArgumentParser, argv: Sequence[str]) -> Namespace:
 
 def take(cls: type[T], config: Namespace, **given: Any) -> T:
     """The dataclass `cls` filled from the parsed values of its fields (`given` ones aside)."""
-    return cls(**{f.name: given[f.name] if f.name in given else config[f.name] for f in fields(cls)})  # type: ignore
+    values = {f.name: given[f.name] if f.name in given else config[f.name] for f in fields(cls)}
+    return cls(**values)
 
 
 # -- output ----------------------------------------------------------------------------------
@@ -175,7 +176,6 @@ def report(answers: Sequence[Answer]) -> None:
     seconds = sum(a.seconds for a in answers)
     new = sum(a.new_tokens for a in answers)
     print(f"{new} new tokens in {seconds:.2f} s: {new / max(seconds, 1e-9):.1f} tokens/s", file=sys.stderr)
-
 
 
 # -- option groups -------------------------------------------------------------------------

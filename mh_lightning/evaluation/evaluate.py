@@ -1,15 +1,7 @@
-"""Measure what a checkpoint learned, on the questions it was not trained on.
-
-    python -m mh_lightning.evaluate --checkpoint runs/tiny_cpu/checkpoints/last.ckpt --out eval/ --compare-base
-
-The data and its split come from the checkpoint (same path, columns, seed and
-`val_fraction` as training; `--data.KEY VALUE` overrides any of them, `--split all` scores
-every conversation). Answers are generated with the checkpoint's model and prompt style, then
-scored with torchmetrics (see `mh_lightning.metrics`). `--compare-base` answers the same
-questions with the adapters switched off: the base model, without loading it a second time.
-
-Writes OUT/report.json (every figure), OUT/report.md (a table, and loss_curves.png when the
-run's TensorBoard logs lie next to the checkpoint) and OUT/samples.jsonl (one line a question).
+"""Measure what a checkpoint learned, on the questions it was not trained on: answers generated
+with the checkpoint's model and prompt style, scored with torchmetrics (`metrics`), written as
+report.json, report.md (with the loss curves of the run's TensorBoard logs) and samples.jsonl.
+The command is `mh-lightning evaluate` (`mh_lightning.cli.evaluate`).
 """
 
 from __future__ import annotations
@@ -155,7 +147,6 @@ def markdown_report(report: dict[str, Any]) -> str:
 def adapters_off(model: Any, name: str) -> contextlib.AbstractContextManager[Any]:
     """The base model is the same peft model with its adapters disabled: no second load."""
     return model.disable_adapter() if name == "base" else contextlib.nullcontext()
-
 
 
 def evaluate(args: Any, data: MentalHealthDataModule, config: GenerationConfig,
