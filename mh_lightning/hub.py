@@ -26,7 +26,7 @@ def hub_reachable() -> bool:
 
 
 def unavailable(repo_id: str, repo_type: str = "model") -> str | None:
-    """Why `repo_id` cannot be loaded now (no network and not in the local cache), or None."""
+    """Why `repo_id` cannot be loaded now (no network and not in the local cache), or None if it can."""
     if Path(repo_id).exists():
         return None
     from huggingface_hub import try_to_load_from_cache
@@ -38,5 +38,5 @@ def unavailable(repo_id: str, repo_type: str = "model") -> str | None:
         return None
     if cached or hub_reachable():
         return None
-    return (f"{repo_id!r} is neither a local folder nor in the local cache, and the Hugging Face hub cannot be "
-            "reached (offline, or HF_HUB_OFFLINE is set)")
+    return ("it is neither a local folder nor in the local cache, and the Hugging Face hub cannot be reached "
+            "(offline, or HF_HUB_OFFLINE is set)")

@@ -140,14 +140,16 @@ def test_a_hub_id_without_network_fails_at_once_naming_it():
     from mh_lightning.errors import ModelLoadError
     from mh_lightning.model import load_tokenizer
 
-    with pytest.raises(ModelLoadError, match="'nobody/no-such-model' is neither a local folder nor in the local cache"):
+    expected = "cannot load model 'nobody/no-such-model': it is neither a local folder nor in the local cache"
+    with pytest.raises(ModelLoadError, match=expected):
         load_tokenizer("nobody/no-such-model")
 
 
 def test_a_hub_dataset_without_network_fails_at_once_naming_it():
     from mh_lightning.data import DataError, load_conversations
 
-    with pytest.raises(DataError, match="'nobody/no-such-data' is neither a local folder nor in the local cache"):
+    expected = "cannot load dataset 'nobody/no-such-data': it is neither a local folder nor in the local cache"
+    with pytest.raises(DataError, match=expected):
         load_conversations("nobody/no-such-data")
 
 

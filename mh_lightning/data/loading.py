@@ -68,7 +68,7 @@ def _read_table(path: str, split: str) -> Any:
         else:
             reason = hub.unavailable(path, "dataset")
             if reason is not None:
-                raise DataError(f"cannot load dataset {reason}: give a local file or folder "
+                raise DataError(f"cannot load dataset {path!r}: {reason}. Give a local file or folder "
                                 "(data.path: my_chats.jsonl)")
             loaded = datasets.load_dataset(path, split=split)
     except DataError:

@@ -72,8 +72,8 @@ def require_available(name_or_path: str) -> None:
     """A hub id that cannot be fetched fails now, in one line, not after a minute of retries."""
     reason = hub.unavailable(name_or_path)
     if reason is not None:
-        raise ModelLoadError(f"cannot load model {reason}: give a local folder with config.json, weights and "
-                             "tokenizer (model.model_name: /path/to/folder, or --model for generate/chat)")
+        raise ModelLoadError(f"cannot load model {name_or_path!r}: {reason}. Give a local folder with config.json, "
+                             "weights and tokenizer (model.model_name: /path/to/folder, or --model for generate/chat)")
 
 
 def legacy_falcon_config(raw: dict) -> FalconConfig:
