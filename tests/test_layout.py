@@ -12,9 +12,14 @@ import pytest
 from conftest import REPO
 
 PACKAGE = REPO / "mh_lightning"
-# Not this layout's to split: the safety engineer's files, and pure data tables.
+# Pure data tables (`*_tables.py`, by convention) may be long; so may the flat safety modules
+# until the safety package replaces them.
 SIZE_EXEMPT = {"safety.py", "safety_patterns.py", "safety_semantic.py"}
 MAX_LINES = 400
+
+
+def exempt(path: Path) -> bool:
+    return path.name in SIZE_EXEMPT or path.name.endswith("_tables.py")
 
 
 def module_name(path: Path) -> str:
@@ -63,7 +68,7 @@ def test_no_import_cycles():
 
 def test_modules_are_small_enough_to_read_at_once():
     too_long = {str(p.relative_to(REPO)): n for p in PACKAGE.rglob("*.py")
-                if p.name not in SIZE_EXEMPT and (n := len(p.read_text(encoding="utf-8").splitlines())) > MAX_LINES}
+                if not exempt(p) and (n := len(p.read_text(encoding="utf-8").splitlines())) > MAX_LINES}
     assert too_long == {}
 
 
