@@ -3,7 +3,11 @@
 import logging
 import warnings
 
+from mh_lightning import compat
+
 __version__ = "0.1.0"
+
+compat.install()  # the old flat module paths (`mh_lightning.fit`, `mh_lightning.checkpoint`, ...)
 
 
 class _NoKernelsPackageNotice(logging.Filter):

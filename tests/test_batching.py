@@ -103,6 +103,7 @@ def model_loss(model: torch.nn.Module, batch: dict[str, torch.Tensor]) -> torch.
     return model(**{k: v for k, v in batch.items() if k in MODEL_INPUTS}).loss
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("quantization", ["none", "nf4"])
 def test_packed_loss_equals_token_weighted_loss_of_conversations_one_by_one(
     quantization: str, tiny_examples: list[TokenizedExample]
@@ -146,6 +147,7 @@ def test_packed_loss_equals_token_weighted_loss_of_conversations_one_by_one(
 def test_data_module_packs_each_micro_batch_of_the_sampler() -> None:
     data = MentalHealthDataModule(path="builtin:sample", val_fraction=0.125, max_length=256, batch_size=4,
                                   packing=True)
+    data.connect(load_tokenizer("builtin:tiny-falcon"))
     data.setup("fit")
     loader = data.train_dataloader()
     assert isinstance(loader.collate_fn, Collator) and loader.collate_fn.pack_to == 256

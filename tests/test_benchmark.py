@@ -16,6 +16,8 @@ from conftest import REPO, TINY_CONFIG, needs_real_data
 from mh_lightning.batching import pack_batch
 from mh_lightning.data import IGNORE_INDEX
 
+pytestmark = pytest.mark.slow  # the benchmark scripts train
+
 KEYS = {"trained_tokens_per_s", "processed_tokens_per_s", "padding_efficiency", "seconds_per_step",
         "peak_host_mb", "peak_gpu_mb", "params", "trainable_params", "trained_tokens", "processed_tokens"}
 TINY_PARAMS = 475_904 + 59_392  # base (4-bit weights counted at full size) + LoRA

@@ -11,8 +11,7 @@ import subprocess
 import sys
 from pathlib import Path
 
-import pytest
-from test_inference import ids, load_single_threaded, scripted
+from conftest import ids, scripted
 
 from mh_lightning.chat import ChatSession, fit_history, run
 from mh_lightning.inference import GenerationConfig
@@ -20,11 +19,6 @@ from mh_lightning.safety import DISCLAIMER, SafetyGuard, crisis_reply, load_reso
 
 REPO = Path(__file__).resolve().parents[1]
 GREEDY = GenerationConfig(greedy=True, max_new_tokens=40)
-
-
-@pytest.fixture(scope="module")
-def loaded(tiny_checkpoint):
-    yield from load_single_threaded(tiny_checkpoint)
 
 
 def session(loaded, config: GenerationConfig = GREEDY, max_context: int | None = None,
@@ -142,7 +136,7 @@ def test_markers_typed_by_the_user_are_neutralised_in_the_prompt(loaded):
 def test_no_safety_warns_and_passes_messages_through(loaded, monkeypatch, capsys, tiny_checkpoint):
     from mh_lightning.chat import main
 
-    monkeypatch.setattr("mh_lightning.checkpoint.load_for_inference", lambda *args, **kwargs: loaded)
+    monkeypatch.setattr("mh_lightning.cli.common.load_model", lambda *args, **kwargs: loaded)
     monkeypatch.setattr("sys.stdin", io.StringIO("I want to kill myself\n"))
     with scripted(loaded, " Okay.\n<HUMAN>:"):
         assert main(["--checkpoint", str(tiny_checkpoint), "--no-safety"]) == 0

@@ -96,6 +96,7 @@ def test_missing_column_and_missing_file(tmp_path):
 
 
 @needs_real_data
+@pytest.mark.slow
 def test_real_datasets_load_in_full():
     assert len(load_conversations(str(REAL_PARQUET))) == 172
     counsel = load_conversations(str(COUNSEL_CSV), question_column="questionText", answer_column="answerText")
@@ -148,6 +149,7 @@ def test_datamodule_batches_and_logs_truncation(tmp_path, caplog):
     path = write_jsonl(tmp_path / "d.jsonl", [{"text": f"<HUMAN>: q{i}\n<ASSISTANT>: {'word ' * (i * 10 + 1)}"}
                                               for i in range(10)])
     dm = MentalHealthDataModule(path=str(path), max_length=40, batch_size=4, val_fraction=0.2)
+    dm.connect(load_tokenizer("builtin:tiny-falcon"))
     with caplog.at_level(logging.WARNING, logger="mh_lightning.data"):
         dm.setup("fit")
     assert "examples are longer than max_length=40 and were cut" in caplog.text

@@ -22,6 +22,8 @@ from hypothesis import strategies as st
 from mh_lightning.data import Conversation, DataError, load_conversations
 from mh_lightning.prompts import DEFAULT_STYLE, PromptFormatError
 
+pytestmark = pytest.mark.slow  # hundreds of generated files
+
 FORMATS = (".jsonl", ".json", ".csv", ".parquet")
 COLUMNS = ("text", "question", "answer", "other")
 TAGS = (DEFAULT_STYLE.human_tag, DEFAULT_STYLE.assistant_tag)

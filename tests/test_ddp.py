@@ -20,6 +20,8 @@ from mh_lightning.checkpoint import read_checkpoint
 from mh_lightning.fit import cli_main
 from mh_lightning.module import FalconLoRAModule
 
+pytestmark = pytest.mark.slow  # two-process training and the LightningCLI
+
 STEPS = 3
 COMMON = ("--samples.num_questions", "0", "--trainer.limit_val_batches", "0", "--trainer.max_steps", str(STEPS),
           "--model.lora_dropout", "0", "--data.batch_size", "1", "--model.learning_rate", "0.0001")

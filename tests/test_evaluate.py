@@ -96,3 +96,21 @@ def test_usage_errors_are_one_line(args, message, tiny_checkpoint, tmp_path, cap
     assert main(argv) == 2
     err = capsys.readouterr().err
     assert message in err and err.startswith("error: ")
+
+
+def test_an_export_folder_is_scored_on_the_split_it_recorded(tiny_checkpoint, tmp_path, capsys):
+    from mh_lightning.export import main as export
+
+    folder = tmp_path / "adapter"
+    assert export(["--checkpoint", str(tiny_checkpoint), "--out", str(folder), "--device", "cpu"]) == 0
+    recorded = json.loads((folder / "mh_lightning.json").read_text())["data_hyper_parameters"]
+    assert (recorded["path"], recorded["val_fraction"], recorded["seed"]) == ("builtin:sample", 0.125, 42)
+    out = tmp_path / "eval"
+    code = main(["--checkpoint", str(folder), "--out", str(out), "--limit", "2", "--max_new_tokens", "4",
+                 "--greedy", "--device", "cpu"])
+    assert code == 0, capsys.readouterr().err
+    report = json.loads((out / "report.json").read_text())
+    _, val = split_conversations(load_conversations("builtin:sample"), val_fraction=0.125, seed=42)
+    samples = [json.loads(line) for line in (out / "samples.jsonl").read_text().splitlines()]
+    assert [s["row"] for s in samples] == [c.row for c in val[:2]]
+    assert report["checkpoint"] == str(folder) and report["global_step"] is None

@@ -127,7 +127,7 @@ def test_a_failed_export_leaves_nothing_behind(tiny_checkpoint, tmp_path, monkey
     def fail(*args, **kwargs):
         raise RuntimeError("disk full")
 
-    monkeypatch.setattr("mh_lightning.export.model_card", fail)
+    monkeypatch.setattr("mh_lightning.inference.export.model_card", fail)
     with pytest.raises(RuntimeError, match="disk full"):
         export(tiny_checkpoint, tmp_path / "new" / "adapter")
     assert list(tmp_path.iterdir()) == []

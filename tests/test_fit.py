@@ -14,6 +14,7 @@ from tensorboard.backend.event_processing.event_accumulator import EventAccumula
 from mh_lightning.checkpoint import read_checkpoint
 from mh_lightning.data import MentalHealthDataModule
 from mh_lightning.fit import cli_main, main
+from mh_lightning.model import load_tokenizer
 from mh_lightning.module import FalconLoRAModule
 
 
@@ -51,6 +52,7 @@ def test_one_optimizer_step_changes_lora_tensors_and_nothing_else(tmp_path):
     module = FalconLoRAModule(model_name="builtin:tiny-falcon", compute_dtype="float32", lora_dropout=0.0,
                               learning_rate=1e-2)
     data = MentalHealthDataModule(path="builtin:sample", batch_size=4, max_length=128)
+    data.connect(load_tokenizer("builtin:tiny-falcon"))
     trainer = pl.Trainer(accelerator="cpu", max_steps=1, limit_val_batches=0, logger=False,
                          enable_checkpointing=False, enable_progress_bar=False, enable_model_summary=False,
                          default_root_dir=tmp_path)
@@ -116,6 +118,7 @@ def test_the_80gb_override_keeps_the_recipe_and_drops_checkpointing(capsys):
         == (8, 8, True)  # the recipe's batches, unchanged
 
 
+@pytest.mark.slow
 def test_malformed_row_stops_fit_with_file_and_row(tmp_path):
     bad = tmp_path / "bad.jsonl"
     bad.write_text('{"text": "<HUMAN>: hi\\n<ASSISTANT>: hello"}\n{"text": "<HUMAN>: no answer"}\n')
@@ -151,6 +154,7 @@ def test_a_short_fit_prints_none_of_the_known_noise(tmp_path):
     assert read_checkpoint(tmp_path / "checkpoints" / "last.ckpt")["global_step"] == 3
 
 
+@pytest.mark.slow
 def test_skip_bad_rows_trains_on_the_rest(tmp_path):
     rows = [f'{{"text": "<HUMAN>: q{i}\\n<ASSISTANT>: answer {i}"}}' for i in range(6)] + ['{"text": "broken"}']
     data = tmp_path / "mixed.jsonl"
@@ -162,6 +166,7 @@ def test_skip_bad_rows_trains_on_the_rest(tmp_path):
 
 
 @needs_real_data
+@pytest.mark.slow
 @pytest.mark.parametrize(
     "columns", [[], ["--data.question_column", "questionText", "--data.answer_column", "answerText"]],
     ids=["parquet", "counsel_chat_csv"],

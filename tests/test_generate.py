@@ -7,22 +7,29 @@ import logging
 
 import pytest
 import torch
-from test_inference import ids, load_single_threaded, one_thread, scripted
+from conftest import ids, scripted
 
 from mh_lightning.generate import main
 from mh_lightning.safety import crisis_reply, load_resources, resources_footer
-
-
-@pytest.fixture(scope="module")
-def loaded(tiny_checkpoint):
-    yield from load_single_threaded(tiny_checkpoint)
+from mh_lightning.safety_semantic import one_thread
 
 
 @pytest.fixture
 def patched(loaded, monkeypatch, tiny_checkpoint):
     """Arguments for `main` whose checkpoint load returns the already loaded model."""
-    monkeypatch.setattr("mh_lightning.checkpoint.load_for_inference", lambda *args, **kwargs: loaded)
+    monkeypatch.setattr("mh_lightning.cli.common.load_model", lambda *args, **kwargs: loaded)
     return ["--checkpoint", str(tiny_checkpoint)]
+
+
+def test_the_training_yaml_and_a_checkpoint_drive_generate(tiny_checkpoint, capsys):
+    from conftest import TINY_CONFIG
+
+    argv = ["--config", str(TINY_CONFIG), "--checkpoint", str(tiny_checkpoint), "--prompt", "Hi", "--greedy",
+            "--max_new_tokens", "6", "--device", "cpu", "--no_safety"]
+    assert main(argv) == 0, capsys.readouterr().err
+    first = capsys.readouterr().out
+    assert main(argv) == 0
+    assert capsys.readouterr().out == first and first.endswith("\n")  # greedy: the same answer twice
 
 
 def test_real_checkpoint_prints_text_and_the_same_seed_prints_the_same(tiny_checkpoint, capsys):
@@ -104,14 +111,14 @@ def _bad_files(tmp_path):
     (["--checkpoint", "{tmp}/foreign.ckpt", "--prompt", "Hi"], "foreign.ckpt: not an mh_lightning checkpoint"),
     (["--checkpoint", "{tmp}/some_folder", "--prompt", "Hi"], "some_folder: a folder without mh_lightning.json"),
     (["--checkpoint", "{ckpt}", "--prompt", "  "], "--prompt is empty"),
-    (["--checkpoint", "{ckpt}", "--prompts-file", "{tmp}/nope.txt"], "--prompts-file {tmp}/nope.txt: cannot read"),
+    (["--checkpoint", "{ckpt}", "--prompts-file", "{tmp}/nope.txt"], "--prompts_file {tmp}/nope.txt: cannot read"),
     (["--checkpoint", "{ckpt}", "--prompts-file", "{tmp}/empty.txt"], "no questions"),
     (["--checkpoint", "{ckpt}", "--prompt", "Hi", "--temperature", "0"], "temperature must be > 0"),
     (["--checkpoint", "{ckpt}", "--prompts-file", "{tmp}/q.txt", "--out", "{tmp}/no/dir/a.jsonl"], "does not exist"),
-    (["--base-only", "--prompt", "Hi"], "--base-only needs --model"),
-    (["--checkpoint", "{ckpt}", "--prompt", "Hi", "--out", "{tmp}/a.jsonl"], "--out goes with --prompts-file"),
+    (["--base-only", "--prompt", "Hi"], "--base_only needs --model"),
+    (["--checkpoint", "{ckpt}", "--prompt", "Hi", "--out", "{tmp}/a.jsonl"], "--out goes with --prompts_file"),
     (["--checkpoint", "{ckpt}", "--prompt", "Hi", "--max-context", "100"], "leaves no room for the prompt"),
-    (["--checkpoint", "{ckpt}"], "one of the arguments --prompt"),
+    (["--checkpoint", "{ckpt}"], "give one of --prompt TEXT or --prompts_file FILE"),
     (["--checkpoint", "{ckpt}", "--prompt", "Hi", "--region", "mars"], "unknown region 'mars'"),
 ])
 def test_bad_input_is_one_line_and_a_nonzero_exit(argv, message, tmp_path, tiny_checkpoint, capsys):

@@ -3,11 +3,10 @@
 from __future__ import annotations
 
 import logging
-from collections.abc import Iterator, Sequence
-from pathlib import Path
 
 import pytest
 import torch
+from conftest import ids, scripted
 
 from mh_lightning.inference import (
     GenerationConfig,
@@ -17,71 +16,6 @@ from mh_lightning.inference import (
     visible_text,
 )
 from mh_lightning.prompts import DEFAULT_STYLE
-from mh_lightning.safety_semantic import one_thread  # tiny models: more threads only add overhead
-
-
-class Scripted:
-    """Makes a real model write given tokens: at each step every other logit is -inf, so
-    sampling and greedy decoding both follow the script (then `filler` forever).
-
-    Scripts restart at each generation (a forward whose cache position starts at 0), and
-    `inputs` records the token ids the model received then, one list per row."""
-
-    def __init__(self, model: torch.nn.Module, scripts: Sequence[Sequence[int]], filler: int) -> None:
-        self.model, self.scripts, self.filler, self.step = model, [list(s) for s in scripts], filler, 0
-        self.hooks: list = []
-        self.inputs: list[list[int]] = []
-
-    def __enter__(self) -> Scripted:
-        decoder = self.model.get_base_model().transformer
-        self.hooks = [decoder.register_forward_pre_hook(self._restart, with_kwargs=True),
-                      self.model.get_output_embeddings().register_forward_hook(self._force)]
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        for hook in self.hooks:
-            hook.remove()
-
-    def _restart(self, module: torch.nn.Module, args: tuple, kwargs: dict) -> None:
-        position = kwargs.get("cache_position")
-        if position is not None and int(position[0]) == 0:
-            self.step = 0
-            input_ids = args[0] if args else kwargs["input_ids"]
-            self.inputs += input_ids.tolist()
-
-    def _force(self, module: torch.nn.Module, inputs: tuple, logits: torch.Tensor) -> torch.Tensor:
-        forced = torch.full_like(logits, float("-inf"))
-        for row in range(logits.shape[0]):
-            script = self.scripts[row % len(self.scripts)]
-            token = script[self.step] if self.step < len(script) else self.filler
-            forced[row, -1, token] = 0.0
-        self.step += 1
-        return forced
-
-
-def ids(tokenizer, text: str) -> list[int]:
-    return tokenizer(text, add_special_tokens=False)["input_ids"]
-
-
-def scripted(loaded, *texts_or_ids: str | list[int]) -> Scripted:
-    """A `Scripted` context for `loaded`'s model; text parts are tokenized, lists kept as ids."""
-    model, tokenizer = loaded[0], loaded[1]
-    scripts = [ids(tokenizer, s) if isinstance(s, str) else s for s in texts_or_ids]
-    return Scripted(model, scripts, filler=ids(tokenizer, " a")[0])
-
-
-def load_single_threaded(checkpoint: Path) -> Iterator[tuple]:
-    """(model, tokenizer, style, metadata) of a checkpoint, for a module-scoped fixture."""
-    from mh_lightning.checkpoint import load_for_inference
-
-    with one_thread():
-        yield load_for_inference(checkpoint)
-
-
-@pytest.fixture(scope="module")
-def loaded(tiny_checkpoint):
-    yield from load_single_threaded(tiny_checkpoint)
-
 
 GREEDY = GenerationConfig(greedy=True, max_new_tokens=24)
 PROMPT = DEFAULT_STYLE.prompt("How do I deal with sadness?")

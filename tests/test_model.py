@@ -18,6 +18,8 @@ from mh_lightning.model import (
     load_tokenizer,
 )
 
+pytestmark = pytest.mark.slow  # each test builds and quantizes tiny models
+
 
 @pytest.fixture(scope="module")
 def tiny_folder(tmp_path_factory):

@@ -8,6 +8,7 @@ import pytest
 from conftest import REAL_PARQUET, TINY_CONFIG, needs_real_data
 
 from mh_lightning.data import IGNORE_INDEX, MentalHealthDataModule
+from mh_lightning.model import load_tokenizer
 from mh_lightning.preview import main
 
 
@@ -30,6 +31,7 @@ def test_preview_of_the_sample_marks_exactly_the_trained_tokens(capsys):
     ]
     # The marked span is what the data module trains on: the answer and EOS, nothing else.
     data = MentalHealthDataModule(path="builtin:sample", val_fraction=0.125, max_length=256)
+    data.connect(load_tokenizer("builtin:tiny-falcon"))
     data.setup()
     example = data.train_examples[0]
     trained = [t for t, label in zip(example.input_ids, example.labels, strict=True) if label != IGNORE_INDEX]
@@ -70,6 +72,7 @@ def test_missing_data_file_is_a_clear_error(tmp_path, capsys):
 
 
 @needs_real_data
+@pytest.mark.slow
 def test_preview_of_the_real_dataset(capsys):
     code, out, _ = run(capsys, "--data.path", str(REAL_PARQUET), "-n", "2")
     assert code == 0

@@ -19,6 +19,8 @@ from mh_lightning.fit import cli_main, main
 from mh_lightning.module import FalconLoRAModule
 from mh_lightning.resume import newest_complete_checkpoint
 
+pytestmark = pytest.mark.slow  # several training runs
+
 # Two epochs of three batches, one validation batch, dropout on: the resumed run must restore
 # the optimizer, schedule, sampler epoch, position in the epoch and the dropout RNG.
 RUN = ("--samples.num_questions", "0", "--trainer.max_epochs", "2", "--trainer.limit_train_batches", "3",

@@ -21,18 +21,14 @@ from typing import Any
 
 from jsonargparse import ArgumentParser
 
+from mh_lightning.errors import UsageError, run_command
 from mh_lightning.inference import GenerationConfig, context_length, prompt_budget
 from mh_lightning.safety import DEFAULT_REGION, NO_SAFETY_WARNING, SafetyGuard, enforce_offline
 
-EXIT_USAGE = 2
 API_KEY_ENV = "MH_LIGHTNING_API_KEY"
 BOOLEAN_FLAGS = ("--no_safety", "--greedy")  # given alone, they mean true
 DESCRIPTION = ("Serve a trained model (--checkpoint) or another server (--backend_url) behind the safety layer: "
                "a web chat at / and an OpenAI-compatible API at /v1. Dashed spellings of the flags work too.")
-
-
-class UsageError(ValueError):
-    """A flag a user can fix; the message names it."""
 
 
 @dataclass
@@ -210,7 +206,7 @@ def build_engine(options: ServeOptions, guard: SafetyGuard) -> Any:
 def serve(options: ServeOptions) -> int:
     import uvicorn
 
-    from mh_lightning.generate import setup_cli
+    from mh_lightning.cli.common import setup_cli
     from mh_lightning.serve.app import create_app
 
     enforce_offline()
@@ -246,19 +242,22 @@ def serve(options: ServeOptions) -> int:
 
 
 def main(argv: list[str] | None = None) -> int:
-    """Errors a user can cause are one `error: ...` line on stderr and exit code 2."""
-    argv = sys.argv[1:] if argv is None else argv
+    """The project's error policy: a mistake a user can fix is one `error: ...` line on stderr and exit
+    code 2 (`--debug` adds the traceback); anything else is a bug and shows its traceback."""
+    return run_command(_main, argv)
+
+
+def _main(argv: list[str]) -> int:
     if any(arg in ("-h", "--help") for arg in argv):
         parser = ArgumentParser(prog="mh-lightning serve", description=DESCRIPTION)
         parser.add_class_arguments(ServeOptions, nested_key=None, as_group=False)
         parser.print_help()
         return 0
-    from mh_lightning.model import ModelLoadError
-
     try:
         return serve(parse(argv))
-    except (ValueError, OSError, ModelLoadError) as err:  # UsageError, CheckpointError, BackendError, ...
-        print(f"error: {' '.join(str(err).split())}", file=sys.stderr)
-        return EXIT_USAGE
     except KeyboardInterrupt:
         return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -18,8 +18,8 @@ from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
-from mh_lightning.chat import ChatSession
 from mh_lightning.inference import GenerationConfig, context_length, prompt_budget
+from mh_lightning.inference.chat import ChatSession
 from mh_lightning.safety import SafetyGuard, neutralize_markers
 from mh_lightning.serve.protocol import Conversation, RequestError
 

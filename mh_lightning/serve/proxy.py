@@ -18,8 +18,9 @@ from typing import Any
 
 import httpx
 
-from mh_lightning.chat import safe_turn
+from mh_lightning.errors import MHLightningError
 from mh_lightning.inference import Answer, AnswerStreamer, GenerationConfig, first_stop, visible_text
+from mh_lightning.inference.chat import safe_turn
 from mh_lightning.prompts import PromptStyle
 from mh_lightning.safety import SafetyGuard
 from mh_lightning.serve.engine import Finished, Job
@@ -29,7 +30,7 @@ CHAT_TEMPLATE = Path(__file__).resolve().parent / "human_assistant.jinja"
 BACKEND_TIMEOUT = httpx.Timeout(10.0, read=120.0)  # connect fast; a token may take a while on a busy backend
 
 
-class BackendError(ValueError):
+class BackendError(MHLightningError, ValueError):
     """The backend cannot be used; the message names its URL."""
 
 

@@ -1,7 +1,7 @@
 """Take a checkpoint elsewhere: a standard PEFT adapter folder, or a merged model folder.
 
-    python -m mh_lightning.export --checkpoint CKPT --out exports/adapter
-    python -m mh_lightning.export --checkpoint CKPT --out exports/merged --merge --dtype float16
+    mh-lightning export --checkpoint CKPT --out exports/adapter
+    mh-lightning export --checkpoint CKPT --out exports/merged --merge --dtype float16
 
 An adapter folder loads with `PeftModel.from_pretrained(base, DIR)` (base: the model the
 checkpoint names, quantized the same way); a merged folder with
@@ -17,12 +17,10 @@ failed export leaves nothing behind.
 
 from __future__ import annotations
 
-import argparse
 import copy
 import json
 import os
 import shutil
-import sys
 import tempfile
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -32,10 +30,16 @@ from typing import Any
 import torch
 
 from mh_lightning import __version__
-from mh_lightning.checkpoint import EXPORT_METADATA
-from mh_lightning.generate import OneLineParser, UsageError, run_cli, setup_cli
-from mh_lightning.inference import GenerationConfig, generation_mode, model_device
-from mh_lightning.model import torch_dtype
+from mh_lightning.errors import UsageError
+from mh_lightning.inference.generation import GenerationConfig, generation_mode, model_device
+from mh_lightning.inference.loading import load_model
+from mh_lightning.model.base import torch_dtype
+from mh_lightning.model.checkpoint import (
+    EXPORT_METADATA,
+    read_checkpoint,
+    read_export_metadata,
+    saved_data_settings,
+)
 from mh_lightning.prompts import PromptStyle
 
 EXPORT_FORMAT = 1
@@ -127,13 +131,18 @@ def model_card(metadata: dict[str, Any], merged: bool) -> str:
     return "\n".join(lines) + "\n"
 
 
+def data_settings(checkpoint: Path) -> dict[str, Any]:
+    """The data settings of a checkpoint file, or those an exported folder recorded."""
+    if checkpoint.is_dir():
+        return read_export_metadata(checkpoint).get("data_hyper_parameters") or {}
+    return saved_data_settings(read_checkpoint(checkpoint))
+
+
 def export(checkpoint: Path, out: Path, merge: bool = False, dtype: str | None = None,
            force: bool = False, device: str = "cpu") -> dict[str, Any]:
     """Write the export folder; returns the metadata written to its `mh_lightning.json`."""
-    from mh_lightning.checkpoint import load_for_inference
-
     check_out(out, force, checkpoint)
-    model, tokenizer, style, hparams = load_for_inference(checkpoint, device)
+    model, tokenizer, style, hparams = load_model(checkpoint, device)
     source = hparams.pop("source")
     if source != "checkpoint" and source != "adapter":
         raise UsageError(f"--checkpoint {checkpoint}: is a merged model already; there is no adapter to export")
@@ -141,6 +150,9 @@ def export(checkpoint: Path, out: Path, merge: bool = False, dtype: str | None =
     metadata: dict[str, Any] = {"format": EXPORT_FORMAT, "version": __version__, "merged": merge,
                                 "source_checkpoint": str(checkpoint), "prompt_style": style.to_dict(),
                                 "hyper_parameters": hparams}
+    data = data_settings(checkpoint)
+    if data:  # so that `evaluate --checkpoint DIR` scores the split training held out
+        metadata["data_hyper_parameters"] = data
     generation = GenerationConfig().to_hf(tokenizer)
     with staged_folder(out) as stage:
         if merge:
@@ -160,38 +172,3 @@ def export(checkpoint: Path, out: Path, merge: bool = False, dtype: str | None =
         (stage / EXPORT_METADATA).write_text(json.dumps(metadata, indent=2) + "\n", encoding="utf-8")
         (stage / "README.md").write_text(model_card(metadata, merge), encoding="utf-8")
     return metadata
-
-
-def build_parser() -> argparse.ArgumentParser:
-    parser = OneLineParser(prog="python -m mh_lightning.export", description=__doc__,
-                           formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--checkpoint", type=Path, required=True,
-                        help="a Lightning checkpoint (.ckpt) of this project or an exported adapter folder")
-    parser.add_argument("--out", type=Path, required=True, help="the folder to write")
-    parser.add_argument("--merge", action="store_true", help="write a full model with the adapter merged in")
-    parser.add_argument("--dtype", choices=["float16", "bfloat16", "float32"],
-                        help="with --merge: dtype of the merged weights (default: the checkpoint's compute dtype)")
-    parser.add_argument("--force", action="store_true", help="replace a non-empty --out folder")
-    parser.add_argument("--device", default="cpu", help="where to load and merge (default: cpu)")
-    return parser
-
-
-def _main(argv: list[str] | None) -> int:
-    args = build_parser().parse_args(argv)
-    if args.dtype and not args.merge:
-        raise UsageError("--dtype applies to --merge only (an adapter keeps its float32 LoRA weights)")
-    setup_cli()
-    metadata = export(args.checkpoint, args.out, args.merge, args.dtype, args.force, args.device)
-    if args.merge:
-        print(f"max |logit difference| to the 4-bit + adapter model on a probe prompt: "
-              f"{metadata['max_abs_logit_diff']:.3g}", file=sys.stderr)
-    print(args.out)
-    return 0
-
-
-def main(argv: list[str] | None = None) -> int:
-    return run_cli(_main, argv)
-
-
-if __name__ == "__main__":
-    sys.exit(main())

@@ -1,36 +1,14 @@
-"""A multi-turn chat with a trained checkpoint, streamed to the terminal.
-
-    python -m mh_lightning.chat --checkpoint runs/tiny_cpu/checkpoints/last.ckpt
-    printf 'Hello\\n/reset\\nHow are you?\\n/exit\\n' | python -m mh_lightning.chat --checkpoint CKPT
-
-Each turn's prompt holds the earlier turns in the training format; when they no longer fit
-the context beside the answer, the oldest are dropped first. `/reset` clears the history,
-`/exit` or end of input quits. On a pipe there is no prompt decoration. Nothing typed is
-written anywhere unless `--save-transcript FILE` is given, and nothing goes online.
-Safety (crisis replies, screening, the disclaimer) is described in `ChatSession`.
-"""
+"""A multi-turn conversation with a trained model: the history in the training format, trimmed
+to fit the context, and each reply streamed through the safety guard (`ChatSession`).
+The terminal loop is `mh_lightning.cli.chat`."""
 
 from __future__ import annotations
 
-import argparse
-import json
-import sys
-from collections.abc import Callable, Iterable, Iterator, Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from pathlib import Path
-from typing import IO, Any
+from typing import Any
 
-from mh_lightning.generate import (
-    UsageError,
-    generation_config,
-    inference_parser,
-    load_model,
-    report,
-    run_cli,
-    safety_guard,
-    setup_cli,
-)
-from mh_lightning.inference import (
+from mh_lightning.inference.generation import (
     Answer,
     GenerationConfig,
     context_length,
@@ -39,8 +17,6 @@ from mh_lightning.inference import (
 )
 from mh_lightning.prompts import PromptStyle
 from mh_lightning.safety import SafetyGuard
-
-RESET, EXIT = "/reset", "/exit"
 
 
 def fit_history(tokenizer: Any, style: PromptStyle, question: str,
@@ -141,101 +117,3 @@ class ChatSession:
         self.history.append((turn.prompt_text, turn.said))
         self.replies += 1
         return turn.shown
-
-
-# -- the terminal loop ---------------------------------------------------------------------
-def read_lines(stream: IO[str], interactive: bool) -> Iterator[str]:
-    """User messages, one a line, until /exit or end of input."""
-    while True:
-        if interactive:
-            try:
-                line = input("you> ")
-            except EOFError:
-                return
-        else:
-            line = stream.readline()
-            if not line:
-                return
-        line = line.strip()
-        if line == EXIT:
-            return
-        if line:
-            yield line
-
-
-def run(session: ChatSession, lines: Iterable[str], stdout: IO[str], interactive: bool = False,
-        transcript: IO[str] | None = None, verbose: bool = False) -> int:
-    """Answer each line; returns the number of replies."""
-
-    def write(text: str) -> None:
-        stdout.write(text)
-        stdout.flush()
-
-    def record(**entry: str) -> None:
-        if transcript is not None:
-            transcript.write(json.dumps(entry, ensure_ascii=False) + "\n")
-            transcript.flush()
-
-    replies = 0
-    for line in lines:
-        if line == RESET:
-            session.reset()
-            record(event="reset")
-            if interactive:
-                write("(history cleared)\n")
-            continue
-        if interactive:
-            write("assistant> ")
-        text = session.reply(line, write)
-        write("\n\n")  # a blank line between replies, which may span several lines
-        if verbose and session.last_answer is not None:
-            report([session.last_answer])
-        record(role="user", text=line)
-        record(role="assistant", text=text)
-        replies += 1
-    return replies
-
-
-def build_parser() -> argparse.ArgumentParser:
-    parser = inference_parser("mh_lightning.chat", __doc__)
-    parser.add_argument("--verbose", action="store_true", help="token counts and tokens/s of each reply on stderr")
-    parser.add_argument("--save-transcript", "--save_transcript", dest="save_transcript", type=Path,
-                        help="write the conversation to this JSONL file (nothing is written without it)")
-    return parser
-
-
-def _main(argv: list[str] | None) -> int:
-    args = build_parser().parse_args(argv)
-    config = generation_config(args)
-    if config.num_return_sequences != 1:
-        raise UsageError("--num-return-sequences: chat streams one answer per turn; leave it at 1")
-    if args.save_transcript is not None and not args.save_transcript.parent.is_dir():
-        raise UsageError(f"--save-transcript {args.save_transcript}: the folder does not exist")
-    interactive = sys.stdin.isatty() and sys.stdout.isatty()
-    guard = safety_guard(args)
-    setup_cli()
-    model, tokenizer, style, _ = load_model(args)
-    guard.style = style  # neutralise the markers of the format this checkpoint was trained with
-    session = ChatSession(model, tokenizer, style, config, args.max_context, guard)
-    if interactive:
-        print(f"Chatting with {args.checkpoint or args.model}. {RESET} clears the history, {EXIT} quits.\n")
-        import readline  # noqa: F401  (line editing for input(); it keeps no history file unless asked)
-    lines = read_lines(sys.stdin, interactive)
-    try:
-        if args.save_transcript is None:
-            run(session, lines, sys.stdout, interactive, verbose=args.verbose)
-        else:
-            with args.save_transcript.open("w", encoding="utf-8") as transcript:
-                run(session, lines, sys.stdout, interactive, transcript, args.verbose)
-    except KeyboardInterrupt:  # Ctrl-C ends the chat, without a traceback
-        print()
-        return 130
-    return 0
-
-
-def main(argv: list[str] | None = None) -> int:
-    return run_cli(_main, argv)
-
-
-if __name__ == "__main__":
-    sys.exit(main())

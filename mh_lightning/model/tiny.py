@@ -21,9 +21,11 @@ import torch
 from tokenizers import Tokenizer, decoders, models, pre_tokenizers, trainers
 from transformers import FalconConfig, FalconForCausalLM, PreTrainedTokenizerFast
 
+from mh_lightning.errors import ModelLoadError
+from mh_lightning.resources import SAMPLE_CONVERSATIONS
+
 BUILTIN_PREFIX = "builtin:"
 EOS_TOKEN = "<|endoftext|>"  # Falcon's own end-of-text token
-SAMPLE_CONVERSATIONS = Path(__file__).parent / "resources" / "sample_conversations.jsonl"
 
 
 @dataclass(frozen=True)
@@ -49,7 +51,7 @@ def builtin_name(name: str) -> str | None:
     preset = name[len(BUILTIN_PREFIX) :]
     if preset not in PRESETS:
         known = ", ".join(BUILTIN_PREFIX + p for p in PRESETS)
-        raise ValueError(f"unknown built-in model {name!r}; known: {known}")
+        raise ModelLoadError(f"unknown built-in model {name!r}; known: {known}")
     return preset
 
 
@@ -128,7 +130,7 @@ def main(argv: list[str] | None = None) -> None:
     args = parser.parse_args(argv)
     corpus = None
     if args.corpus:
-        from mh_lightning.data import load_conversations
+        from mh_lightning.data.loading import load_conversations
 
         corpus = [c.text() for c in load_conversations(args.corpus)]
     path = build(args.out, args.preset, corpus, args.seed)

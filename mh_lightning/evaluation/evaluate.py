@@ -1,20 +1,11 @@
-"""Measure what a checkpoint learned, on the questions it was not trained on.
-
-    python -m mh_lightning.evaluate --checkpoint runs/tiny_cpu/checkpoints/last.ckpt --out eval/ --compare-base
-
-The data and its split come from the checkpoint (same path, columns, seed and
-`val_fraction` as training; `--data.KEY VALUE` overrides any of them, `--split all` scores
-every conversation). Answers are generated with the checkpoint's model and prompt style, then
-scored with torchmetrics (see `mh_lightning.metrics`). `--compare-base` answers the same
-questions with the adapters switched off: the base model, without loading it a second time.
-
-Writes OUT/report.json (every figure), OUT/report.md (a table, and loss_curves.png when the
-run's TensorBoard logs lie next to the checkpoint) and OUT/samples.jsonl (one line a question).
+"""Measure what a checkpoint learned, on the questions it was not trained on: answers generated
+with the checkpoint's model and prompt style, scored with torchmetrics (`metrics`), written as
+report.json, report.md (with the loss curves of the run's TensorBoard logs) and samples.jsonl.
+The command is `mh-lightning evaluate` (`mh_lightning.cli.evaluate`).
 """
 
 from __future__ import annotations
 
-import argparse
 import contextlib
 import json
 import sys
@@ -23,15 +14,15 @@ from dataclasses import asdict
 from pathlib import Path
 from typing import Any
 
-import torch
-from jsonargparse import ArgumentParser
 from tqdm import tqdm
 
-from mh_lightning.data import Conversation, MentalHealthDataModule, split_conversations, tokenize_conversation
-from mh_lightning.generate import UsageError, add_generation_args, generation_config, run_cli, setup_cli
-from mh_lightning.inference import Answer, GenerationConfig, generate_answers
-from mh_lightning.metrics import answer_perplexity, answer_stats, text_scores
-from mh_lightning.preview import set_section_defaults
+from mh_lightning.data.datamodule import MentalHealthDataModule
+from mh_lightning.data.loading import Conversation, split_conversations
+from mh_lightning.data.tokenization import tokenize_conversation
+from mh_lightning.errors import UsageError
+from mh_lightning.evaluation.metrics import answer_perplexity, answer_stats, text_scores
+from mh_lightning.inference.generation import Answer, GenerationConfig, generate_answers
+from mh_lightning.inference.loading import load_model
 from mh_lightning.prompts import PromptStyle
 
 MODELS = {"fine_tuned": "fine-tuned", "base": "base (adapters off)"}
@@ -153,74 +144,19 @@ def markdown_report(report: dict[str, Any]) -> str:
     return "\n".join(lines) + "\n"
 
 
-# -- the command ---------------------------------------------------------------------------
-def build_parser(checkpoint_data: dict[str, Any], source: str) -> ArgumentParser:
-    parser = ArgumentParser(prog="python -m mh_lightning.evaluate", description=__doc__,
-                            formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--checkpoint", type=Path, required=True, help="a .ckpt file written by mh_lightning.fit")
-    parser.add_argument("--model", help="a local copy of the base model the checkpoint was trained on")
-    parser.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu",
-                        help="where to run (default: cuda when available, else cpu)")
-    add_generation_args(parser)
-    parser.set_defaults({"seed": 0})  # reproducible reports; the run records it
-    parser.add_argument("--out", type=Path, required=True, help="folder for report.json, report.md, samples.jsonl")
-    parser.add_argument("--split", choices=["val", "all"], default="val",
-                        help="val: the questions held out in training (default); all: every conversation")
-    parser.add_argument("--limit", type=int, help="score only the first N questions")
-    parser.add_argument("--compare-base", "--compare_base", dest="compare_base", action="store_true",
-                        help="also answer with the adapters off (the base model) and compare")
-    parser.add_argument("--batch-size", "--batch_size", dest="batch_size", type=int, default=8,
-                        help="questions generated and scored together (default: 8)")
-    # The tokenizer is the checkpoint's model's; every other data setting may be overridden.
-    parser.add_class_arguments(MentalHealthDataModule, "data", skip={"tokenizer_name"})
-    set_section_defaults(parser, "data", checkpoint_data, source)
-    return parser
-
-
-def checkpoint_facts(path: Path) -> tuple[dict[str, Any], int | None]:
-    """The data settings a checkpoint was trained with (they rebuild its split), and its step."""
-    from mh_lightning.checkpoint import read_checkpoint
-
-    if path.is_dir():
-        raise UsageError(f"--checkpoint {path}: give a .ckpt file (its data settings rebuild the split)")
-    checkpoint = read_checkpoint(path)
-    saved = checkpoint.get("datamodule_hyper_parameters") or {}
-    data = {k: v for k, v in saved.items() if not k.startswith("_") and k != "tokenizer_name"}
-    return data, checkpoint.get("global_step")
-
-
 def adapters_off(model: Any, name: str) -> contextlib.AbstractContextManager[Any]:
     """The base model is the same peft model with its adapters disabled: no second load."""
     return model.disable_adapter() if name == "base" else contextlib.nullcontext()
 
 
-def _main(argv: list[str] | None) -> int:
-    argv = list(sys.argv[1:] if argv is None else argv)
-    pre = argparse.ArgumentParser(add_help=False, allow_abbrev=False)
-    pre.add_argument("--checkpoint", type=Path)
-    checkpoint = pre.parse_known_args(argv)[0].checkpoint
-    data_settings, step = checkpoint_facts(checkpoint) if checkpoint else ({}, None)
-    args = build_parser(data_settings, f"--checkpoint {checkpoint}").parse_args(argv)
-    config = generation_config(args)
-    if config.num_return_sequences != 1:
-        raise UsageError("evaluation scores one answer per question: set --num-return-sequences 1")
-    if args.limit is not None and args.limit < 1:
-        raise UsageError(f"--limit must be at least 1, got {args.limit}")
-    setup_cli()
-    report = evaluate(args, config, step)
-    print(f"wrote {args.out}/report.json, report.md and samples.jsonl ({report['questions']} questions)",
-          file=sys.stderr)
-    return 0
+def evaluate(args: Any, data: MentalHealthDataModule, config: GenerationConfig,
+             global_step: int | None = None) -> dict[str, Any]:
+    """Generate, score and write the three report files; returns report.json's content.
 
-
-def evaluate(args: argparse.Namespace, config: GenerationConfig, global_step: int | None = None) -> dict[str, Any]:
-    """Generate, score and write the three report files; returns report.json's content."""
-    from mh_lightning.checkpoint import load_for_inference
-
-    data = MentalHealthDataModule(**args.data.as_dict())
+    `args` holds `checkpoint`, `model`, `device`, `out`, `split`, `limit`, `compare_base`,
+    `batch_size` and `max_context` (the options of `mh-lightning evaluate`)."""
     questions = evaluation_questions(data, args.split, args.limit)
-    overrides = {"model_name": args.model} if args.model else {}
-    model, tokenizer, style, metadata = load_for_inference(args.checkpoint, args.device, **overrides)
+    model, tokenizer, style, metadata = load_model(args.checkpoint, args.device, args.model)
     prompts = [style.prompt(c.question) for c in questions]
     answers: dict[str, list[Answer]] = {}
     figures: dict[str, dict[str, float]] = {}
@@ -252,11 +188,3 @@ def evaluate(args: argparse.Namespace, config: GenerationConfig, global_step: in
     (out / "report.md").write_text(markdown_report(report), encoding="utf-8")
     write_samples(out / "samples.jsonl", questions, answers)
     return report
-
-
-def main(argv: list[str] | None = None) -> int:
-    return run_cli(_main, argv)
-
-
-if __name__ == "__main__":
-    sys.exit(main())

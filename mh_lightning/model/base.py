@@ -1,4 +1,4 @@
-"""The base model in 4-bit (or 8-bit, or full precision) with LoRA adapters. No Lightning here.
+"""The base model in 4-bit (or 8-bit, or full precision), and its tokenizer. No Lightning here.
 
 Traps this module guards against (see docs and tests):
 - transformers 5.x replaces only modules whose type is exactly `nn.Linear`, so it silently
@@ -17,8 +17,7 @@ from __future__ import annotations
 
 import logging
 import tempfile
-from collections.abc import Sequence
-from typing import Any, Literal
+from typing import Literal
 
 import torch
 from transformers import (
@@ -31,20 +30,17 @@ from transformers import (
     PreTrainedModel,
     PreTrainedTokenizerBase,
 )
-from transformers.models.falcon.modeling_falcon import FalconAttention
 
-from mh_lightning import tiny
+from mh_lightning import hub
+from mh_lightning.errors import ModelLoadError
+from mh_lightning.model import tiny
+from mh_lightning.model.attention import expand_multi_query_kv
 
 log = logging.getLogger(__name__)
 
 Quantization = Literal["nf4", "fp4", "int8", "none"]
 DType = Literal["bfloat16", "float16", "float32"]
-DEFAULT_LORA_TARGETS = ("query_key_value", "dense", "dense_h_to_4h", "dense_4h_to_h")
 LEGACY_FALCON_TYPES = ("RefinedWebModel", "RefinedWeb")
-
-
-class ModelLoadError(RuntimeError):
-    """The base model could not be loaded as asked; the message says why and what to do."""
 
 
 def torch_dtype(name: DType | str) -> torch.dtype:
@@ -61,7 +57,12 @@ def load_tokenizer(name_or_path: str) -> PreTrainedTokenizerBase:
     if preset is not None:
         tokenizer = tiny.builtin_tokenizer(preset)
     else:
-        tokenizer = AutoTokenizer.from_pretrained(name_or_path)
+        require_available(name_or_path)
+        try:
+            tokenizer = AutoTokenizer.from_pretrained(name_or_path)
+        except OSError as err:
+            raise ModelLoadError(f"cannot load the tokenizer of {name_or_path!r}: {err}. Give a local folder "
+                                 "with the tokenizer files, or a hub id reachable from here.") from err
     if tokenizer.pad_token is None:
         tokenizer.pad_token = tokenizer.eos_token
     # Falcon's tokenizer emits token_type_ids, which Falcon's forward and generate reject.
@@ -70,6 +71,14 @@ def load_tokenizer(name_or_path: str) -> PreTrainedTokenizerBase:
 
 
 # -- config --------------------------------------------------------------------------------
+def require_available(name_or_path: str) -> None:
+    """A hub id that cannot be fetched fails now, in one line, not after a minute of retries."""
+    reason = hub.unavailable(name_or_path)
+    if reason is not None:
+        raise ModelLoadError(f"cannot load model {name_or_path!r}: {reason}. Give a local folder with config.json, "
+                             "weights and tokenizer (model.model_name: /path/to/folder, or --model for generate/chat)")
+
+
 def legacy_falcon_config(raw: dict) -> FalconConfig:
     """Map a custom-code "RefinedWeb" config.json to transformers' native `FalconConfig`."""
     values = {k: v for k, v in raw.items() if k not in ("auto_map", "architectures", "model_type")}
@@ -135,6 +144,7 @@ def load_base_model(
             tiny.build(folder, preset)
             return load_base_model(folder, quantization, compute_dtype, device, quant_storage, expand_kv_heads)
 
+    require_available(name_or_path)
     device = torch.device(device)
     device_map = {"": device.index if device.type == "cuda" and device.index is not None else str(device)}
     try:
@@ -195,40 +205,6 @@ def keep_cpu_4bit_weights_trainable(model: torch.nn.Module) -> int:
     return len(layers)
 
 
-def expand_multi_query_kv(model: torch.nn.Module) -> int:
-    """Let SDPA use its fused kernels for Falcon's multi-query attention; returns how many layers.
-
-    Falcon-7B has 71 query heads and one key/value head. transformers 4.57 hands that single head
-    to `scaled_dot_product_attention` to be broadcast, and with a custom mask (padding, packing)
-    only SDPA's math kernel accepts the broadcast: it runs in float32 and keeps every layer's
-    attention matrix for the backward pass. Repeating the key/value head across the query heads
-    gives the same numbers and lets the memory-efficient kernel run. Only in a forward without a
-    KV cache (training, validation): generation keeps one cached head, as the model was built."""
-    patched = 0
-    for module in model.modules():
-        if (type(module) is FalconAttention and module.multi_query and not module.new_decoder_architecture
-                and module.num_kv_heads == 1 and module.num_heads > 1
-                and module.config._attn_implementation == "sdpa"):
-            module.__class__ = ExpandedKVFalconAttention
-            patched += 1
-    return patched
-
-
-class ExpandedKVFalconAttention(FalconAttention):
-    """`FalconAttention` whose uncached forward sees the key/value head repeated per query head."""
-
-    def forward(self, *args: Any, layer_past: Any = None, **kwargs: Any) -> Any:
-        # the forward shapes the keys by `num_kv_heads`: every head without a cache, one with it
-        self.num_kv_heads = self.num_heads if layer_past is None else 1
-        return super().forward(*args, layer_past=layer_past, **kwargs)
-
-    def _split_heads(self, fused_qkv: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-        query, key, value = super()._split_heads(fused_qkv)
-        if self.num_kv_heads > 1:  # a stride-0 view; rotary embedding copies the keys, SDPA reads it
-            key, value = (x.expand(-1, -1, self.num_kv_heads, -1) for x in (key, value))
-        return query, key, value
-
-
 def decoder_linears(model: torch.nn.Module) -> dict[str, torch.nn.Module]:
     """The linear layers of the decoder: every `nn.Linear` but the LM head and LoRA's own."""
     return {
@@ -257,37 +233,3 @@ def check_quantized(model: torch.nn.Module, quantization: Quantization) -> None:
             "this model (transformers 5.x skips Falcon's FalconLinear). Install the pinned "
             "versions (`pip install -e .`) or set model.quantization: none."
         )
-
-
-# -- LoRA ----------------------------------------------------------------------------------
-def add_lora(
-    model: PreTrainedModel,
-    r: int = 16,
-    alpha: int = 32,
-    dropout: float = 0.05,
-    target_modules: Sequence[str] = DEFAULT_LORA_TARGETS,
-    gradient_checkpointing: bool = False,
-    quantized: bool = True,
-) -> torch.nn.Module:
-    """Prepare a (k-bit) model for training and wrap it with trainable LoRA adapters."""
-    from peft import LoraConfig, get_peft_model, prepare_model_for_kbit_training
-
-    model.config.use_cache = False  # the KV cache is useless in training and wastes memory
-    if quantized:
-        model = prepare_model_for_kbit_training(
-            model,
-            use_gradient_checkpointing=gradient_checkpointing,
-            gradient_checkpointing_kwargs={"use_reentrant": False},
-        )
-    elif gradient_checkpointing:
-        model.gradient_checkpointing_enable(gradient_checkpointing_kwargs={"use_reentrant": False})
-        model.enable_input_require_grads()
-    config = LoraConfig(
-        r=r,
-        lora_alpha=alpha,
-        lora_dropout=dropout,
-        target_modules=list(target_modules),
-        bias="none",
-        task_type="CAUSAL_LM",
-    )
-    return get_peft_model(model, config)

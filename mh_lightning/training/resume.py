@@ -31,8 +31,9 @@ from lightning.fabric.plugins import TorchCheckpointIO
 from lightning.pytorch.callbacks import ModelCheckpoint
 from lightning.pytorch.utilities import rank_zero_warn
 
-from mh_lightning.batching import ConversationSampler
-from mh_lightning.checkpoint import CheckpointError, read_checkpoint
+from mh_lightning.data.batching import ConversationSampler
+from mh_lightning.errors import MHLightningError
+from mh_lightning.model.checkpoint import CheckpointError, read_checkpoint
 
 PARTIAL_SUFFIX = ".partial"  # `.last.ckpt.partial`: never matched by `*.ckpt`
 LAST = "last"
@@ -146,7 +147,7 @@ OVERWRITE_HELP = ("fit: delete the checkpoints an earlier run left in the checkp
                   "(without it such a folder is refused; --ckpt_path last resumes that run)")
 
 
-class EarlierRunError(RuntimeError):
+class EarlierRunError(MHLightningError, RuntimeError):
     """A new run would write over another run's checkpoints; the message says how to resume or start over."""
 
 

@@ -1,4 +1,5 @@
-"""Train or validate from yaml configs: `python -m mh_lightning.fit fit --config configs/tiny_cpu.yaml`.
+"""Train or validate from yaml configs: `mh-lightning fit --config configs/tiny_cpu.yaml`
+(also `python -m mh_lightning.fit fit --config ...`).
 
 The typed signatures of `FalconLoRAModule` and `MentalHealthDataModule` are the config
 schema (`--print_config` shows every key, `--help` their docs). Variants are stacked
@@ -9,33 +10,35 @@ from __future__ import annotations
 
 import os
 import sys
+import warnings
 from pathlib import Path
 
 from lightning.pytorch.callbacks import LearningRateMonitor, ModelCheckpoint
-from lightning.pytorch.cli import LightningCLI
+from lightning.pytorch.cli import LightningArgumentParser, LightningCLI
 
-from mh_lightning.callbacks import GradNormMonitor, SampleCallback
-from mh_lightning.checkpoint import CheckpointError, read_checkpoint
-from mh_lightning.data import DataError, MentalHealthDataModule
-from mh_lightning.faults import (
-    NonFiniteLossError,
-    NonFiniteLossGuard,
-    OutOfMemoryHint,
-    explain_out_of_memory,
-    no_empty_logs,
-)
-from mh_lightning.model import ModelLoadError
-from mh_lightning.module import FalconLoRAModule, SettingsError
-from mh_lightning.resume import (
+from mh_lightning.data.datamodule import MentalHealthDataModule
+from mh_lightning.errors import UsageError, one_line, run_command
+from mh_lightning.model.base import load_tokenizer
+from mh_lightning.model.checkpoint import read_checkpoint
+from mh_lightning.training.callbacks import GradNormMonitor, SampleCallback
+from mh_lightning.training.faults import NonFiniteLossGuard, explain_out_of_memory, no_empty_logs
+from mh_lightning.training.module import FalconLoRAModule
+from mh_lightning.training.resume import (
     OVERWRITE_HELP,
-    EarlierRunError,
     Resumable,
     StepCheckpoint,
     is_checkpoint_file,
     protect_earlier_run,
     resolve_ckpt_path,
 )
-from mh_lightning.throughput import ThroughputMonitor
+from mh_lightning.training.throughput import ThroughputMonitor
+
+
+class OneLineParser(LightningArgumentParser):
+    """Mistyped or unknown keys are one line (`UsageError`), not a page of usage first."""
+
+    def error(self, message: str, ex: Exception | None = None) -> None:  # type: ignore[override]
+        raise UsageError(f"{one_line(message)} (see --help)") from None
 
 
 class MHLightningCLI(LightningCLI):
@@ -71,6 +74,11 @@ class MHLightningCLI(LightningCLI):
         if config.step_checkpoint.dirpath is None:
             config.step_checkpoint.dirpath = config.checkpoint.dirpath
 
+    def instantiate_classes(self) -> None:
+        super().instantiate_classes()
+        # The data module is handed the model's tokenizer (`data.tokenizer_name` follows `model.model_name`).
+        self.datamodule.connect(load_tokenizer(self.datamodule.hparams.tokenizer_name))
+
     def parse_arguments(self, parser, args) -> None:
         super().parse_arguments(parser, args)
         # Lightning reads a --ckpt_path file right after parsing: a broken one is named here first.
@@ -99,23 +107,22 @@ def cli_main(args: list[str] | None = None, run: bool = True) -> MHLightningCLI:
         # The optimizer and schedule are model.optimizer / model.lr_schedule: no unused top-level
         # `optimizer:` / `lr_scheduler:` keys in --print_config and --help.
         auto_configure_optimizers=False,
+        parser_class=OneLineParser,
         args=args,
         run=run,
     )
 
 
-# Mistakes in the data, model or checkpoint named by the user: one clear line, no traceback.
-USER_ERRORS = (DataError, SettingsError, ModelLoadError, CheckpointError, NonFiniteLossError,
-               OutOfMemoryHint, EarlierRunError)
+def _fit(argv: list[str]) -> int:
+    # `mh-lightning fit ...` hands its arguments over: LightningCLI's warning about sys.argv does not apply
+    warnings.filterwarnings("ignore", message="LightningCLI's args parameter is intended")
+    cli_main(argv)
+    return 0
 
 
 def main(args: list[str] | None = None) -> int:
-    try:
-        cli_main(args)
-    except USER_ERRORS as err:
-        print(f"error: {err}", file=sys.stderr)
-        return 2
-    return 0
+    """The LightningCLI under the project's error policy: a user's mistake is one line, exit code 2."""
+    return run_command(_fit, args)
 
 
 if __name__ == "__main__":

@@ -16,11 +16,11 @@ from typing import TYPE_CHECKING
 import torch
 from torchmetrics.text import Perplexity, ROUGEScore, SacreBLEUScore
 
-from mh_lightning.data import IGNORE_INDEX, TokenizedExample, pad_batch
-from mh_lightning.inference import eval_mode, model_device
+from mh_lightning.data.tokenization import IGNORE_INDEX, TokenizedExample, pad_batch
+from mh_lightning.inference.generation import eval_mode, model_device
 
 if TYPE_CHECKING:
-    from mh_lightning.inference import Answer
+    from mh_lightning.inference.generation import Answer
 
 ROUGE_KEYS = ("rouge1", "rouge2", "rougeL")
 STOPPED = ("eos", "stop_string")  # the `Answer.stop_reason`s that mean the model ended the answer

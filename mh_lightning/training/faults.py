@@ -20,16 +20,9 @@ from typing import Any
 import lightning.pytorch as pl
 import torch
 
-from mh_lightning.batching import ConversationSampler
-from mh_lightning.resume import LAST
-
-
-class NonFiniteLossError(RuntimeError):
-    """The loss became NaN or infinite; the message names the step, the batch and the saved state."""
-
-
-class OutOfMemoryHint(RuntimeError):
-    """The GPU ran out of memory; the message names the config keys that use less."""
+from mh_lightning.data.batching import ConversationSampler
+from mh_lightning.errors import NonFiniteLossError, OutOfMemoryHint
+from mh_lightning.training.resume import LAST
 
 
 # -- non-finite loss ------------------------------------------------------------------------

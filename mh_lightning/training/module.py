@@ -16,12 +16,13 @@ import torch
 from torchmetrics import MeanMetric
 
 from mh_lightning import __version__
-from mh_lightning.data import IGNORE_INDEX
-from mh_lightning.model import DEFAULT_LORA_TARGETS, DType, Quantization, add_lora, load_base_model
+from mh_lightning.data.tokenization import IGNORE_INDEX
+from mh_lightning.errors import SettingsError
+from mh_lightning.model.base import DType, Quantization
+from mh_lightning.model.checkpoint import CHECKPOINT_FORMAT, CHECKPOINT_KEY, check_adapter_keys
+from mh_lightning.model.lora import DEFAULT_LORA_TARGETS, build_lora_model
 from mh_lightning.prompts import DEFAULT_STYLE
 
-CHECKPOINT_KEY = "mh_lightning"  # marks our checkpoints and records how to rebuild the model
-CHECKPOINT_FORMAT = 1
 WRAPPER_SEGMENTS = r"(_fsdp_wrapped_module|_checkpoint_wrapped_module)\."  # torch's FSDP / checkpoint_wrapper
 Optimizer = Literal["adamw", "adamw_8bit", "paged_adamw_8bit", "paged_adamw_32bit"]
 Schedule = Literal["cosine", "linear", "constant"]
@@ -84,12 +85,7 @@ class FalconLoRAModule(pl.LightningModule):
 
     def build(self, device: torch.device | str = "cpu") -> None:
         """Load the quantized base straight onto `device` and add fresh LoRA adapters."""
-        h = self.hparams
-        base = load_base_model(h.model_name, h.quantization, h.compute_dtype, device, h.quant_storage)
-        self.model = add_lora(
-            base, h.lora_r, h.lora_alpha, h.lora_dropout, h.lora_target_modules,
-            h.gradient_checkpointing, quantized=h.quantization != "none",
-        )
+        self.model = build_lora_model(self.hparams, device)  # the attribute name is the checkpoint's STATE_PREFIX
 
     def trainable_state_keys(self) -> set[str]:
         """The state_dict keys of the adapters (parameter names without FSDP's and activation
@@ -152,10 +148,6 @@ class FalconLoRAModule(pl.LightningModule):
         check_adapter_keys(checkpoint, self.trainable_state_keys())
 
 
-class SettingsError(ValueError):
-    """A model setting is out of range or contradicts another; the message names the key."""
-
-
 def check_settings(h: Any) -> None:
     problems = [
         (h.lora_r < 1, f"model.lora_r must be at least 1, got {h.lora_r}"),
@@ -172,17 +164,3 @@ def check_settings(h: Any) -> None:
     for failed, message in problems:
         if failed:
             raise SettingsError(message)
-
-
-def check_adapter_keys(checkpoint: dict[str, Any], expected: set[str]) -> None:
-    """Refuse a checkpoint whose adapters do not fit this model, naming what differs."""
-    if CHECKPOINT_KEY not in checkpoint:
-        raise ValueError("this is not an mh_lightning checkpoint (no 'mh_lightning' entry)")
-    found = set(checkpoint["state_dict"])
-    missing, unexpected = sorted(expected - found), sorted(found - expected)
-    if missing or unexpected:
-        detail = f"missing {missing[:2]}" if missing else f"unexpected {unexpected[:2]}"
-        raise ValueError(
-            f"the checkpoint's adapters do not match the model ({len(missing)} missing, "
-            f"{len(unexpected)} unexpected: {detail}); were model.lora_* settings changed?"
-        )

@@ -19,8 +19,8 @@ from lightning.pytorch.loggers import TensorBoardLogger
 from lightning.pytorch.utilities import rank_zero_warn
 
 if TYPE_CHECKING:
-    from mh_lightning.data import Conversation
-    from mh_lightning.inference import Answer
+    from mh_lightning.data.loading import Conversation
+    from mh_lightning.inference.generation import Answer
 
 
 class GradNormMonitor(pl.Callback):
@@ -75,7 +75,7 @@ class SampleCallback(pl.Callback):
 
     def _answer(self, trainer: pl.Trainer, pl_module: pl.LightningModule,
                 questions: list[Conversation]) -> list[Answer]:
-        from mh_lightning.inference import GenerationConfig, generate_answers
+        from mh_lightning.inference.generation import GenerationConfig, generate_answers
 
         datamodule = trainer.datamodule
         config = GenerationConfig(max_new_tokens=self.max_new_tokens, greedy=True)

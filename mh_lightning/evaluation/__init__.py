@@ -1,0 +1,1 @@
+"""Measuring what was trained: metrics, the evaluation report, the data preview."""

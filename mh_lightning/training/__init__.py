@@ -1,0 +1,1 @@
+"""Training with Lightning: the LightningModule, callbacks, resume and fault handling, the LightningCLI."""
