@@ -22,6 +22,7 @@ from typing import Any
 
 import yaml
 
+from mh_lightning.errors import MHLightningError
 from mh_lightning.prompts import DEFAULT_STYLE, PromptStyle
 from mh_lightning.safety_patterns import Detection, detect, screen
 from mh_lightning.safety_semantic import SemanticScore, load_classifier
@@ -98,7 +99,7 @@ def neutralize_markers(text: str, style: PromptStyle = DEFAULT_STYLE) -> str:
 
 
 # -- crisis resources -----------------------------------------------------------------------
-class ResourcesError(ValueError):
+class ResourcesError(MHLightningError, ValueError):
     """The crisis resources file cannot be used; the message names the file and the problem."""
 
 

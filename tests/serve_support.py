@@ -94,3 +94,25 @@ def process_server(*args: str, cwd: Path, home: Path, timeout: float = 180) -> I
         except subprocess.TimeoutExpired:
             process.kill()
             process.wait()
+
+
+class Gate:
+    """Holds the model's first forward until released: a reply that takes as long as a test needs."""
+
+    def __init__(self, model) -> None:
+        self.open = threading.Event()
+        self.hook = model.get_base_model().transformer.register_forward_pre_hook(self.hold)
+
+    def hold(self, *args: object) -> None:  # a pre-hook's return value would replace the inputs
+        self.open.wait(30)
+
+    def release(self) -> None:
+        self.open.set()
+        self.hook.remove()
+
+
+def wait_until(condition, seconds: float = 10) -> None:
+    deadline = time.monotonic() + seconds
+    while not condition():
+        assert time.monotonic() < deadline, "timed out"
+        time.sleep(0.02)

@@ -12,8 +12,8 @@ import time
 import httpx
 import openai
 import pytest
-from serve_support import thread_server
-from test_inference import ids, load_single_threaded, scripted
+from conftest import ids, scripted
+from serve_support import Gate, thread_server, wait_until
 
 from mh_lightning.inference import GenerationConfig
 from mh_lightning.safety import DISCLAIMER, SafetyGuard, crisis_reply, load_resources, resources_footer
@@ -21,11 +21,6 @@ from mh_lightning.safety import DISCLAIMER, SafetyGuard, crisis_reply, load_reso
 pytestmark = pytest.mark.slow
 RESOURCES = load_resources()
 CRISIS = crisis_reply(RESOURCES)
-
-
-@pytest.fixture(scope="module")
-def loaded(tiny_checkpoint):
-    yield from load_single_threaded(tiny_checkpoint)
 
 
 @pytest.fixture(scope="module")
@@ -225,28 +220,6 @@ def test_the_access_log_has_no_bodies_or_query_strings(server, loaded, caplog):
 
 
 # -- load and disconnects -------------------------------------------------------------------
-class Gate:
-    """Holds the model's first forward until released: a reply that takes as long as a test needs."""
-
-    def __init__(self, model) -> None:
-        self.open = threading.Event()
-        self.hook = model.get_base_model().transformer.register_forward_pre_hook(self.hold)
-
-    def hold(self, *args: object) -> None:  # a pre-hook's return value would replace the inputs
-        self.open.wait(30)
-
-    def release(self) -> None:
-        self.open.set()
-        self.hook.remove()
-
-
-def wait_until(condition, seconds: float = 10) -> None:
-    deadline = time.monotonic() + seconds
-    while not condition():
-        assert time.monotonic() < deadline, "timed out"
-        time.sleep(0.02)
-
-
 def test_a_full_queue_answers_429_with_retry_after_and_recovers(loaded):
     with thread_server(loaded, max_queue=1) as (url, engine), scripted(loaded, " Fine.\n<HUMAN>:"):
         gate = Gate(loaded[0])

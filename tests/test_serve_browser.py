@@ -10,8 +10,8 @@ from pathlib import Path
 from urllib.parse import urlsplit
 
 import pytest
+from conftest import scripted
 from serve_support import REPO, thread_server
-from test_inference import load_single_threaded, scripted
 
 from mh_lightning.safety import DISCLAIMER, crisis_reply, load_resources
 
@@ -24,11 +24,6 @@ pytestmark = [
 webdriver = pytest.importorskip("selenium.webdriver", reason="needs selenium (the dev extra)")
 SCREENSHOT = REPO / "docs" / "serve_screenshot.png"
 TIMEOUT = 90  # seconds: a loaded 2-core machine runs the tiny model and a browser side by side
-
-
-@pytest.fixture(scope="module")
-def loaded(tiny_checkpoint):
-    yield from load_single_threaded(tiny_checkpoint)
 
 
 @pytest.fixture
@@ -130,7 +125,7 @@ def test_a_busy_server_makes_the_page_wait_and_retry_not_fail(loaded, browser):
     import threading
 
     import httpx
-    from test_serve import Gate, wait_until
+    from serve_support import Gate, wait_until
 
     with thread_server(loaded, max_queue=1) as (url, engine), scripted(loaded, " I am here now.\n<HUMAN>:"):
         browser.get(f"{url}/")

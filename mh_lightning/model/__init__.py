@@ -10,6 +10,7 @@ from mh_lightning.model.base import (
     Quantization,
     check_quantized,
     decoder_linears,
+    keep_cpu_4bit_weights_trainable,
     legacy_falcon_config,
     load_base_model,
     load_config,
@@ -20,7 +21,8 @@ from mh_lightning.model.base import (
 from mh_lightning.model.lora import DEFAULT_LORA_TARGETS, add_lora, build_lora_model
 
 __all__ = [
-    "DEFAULT_LORA_TARGETS", "LEGACY_FALCON_TYPES", "DType", "ExpandedKVFalconAttention", "ModelLoadError",
+    "DEFAULT_LORA_TARGETS", "DType", "ExpandedKVFalconAttention", "LEGACY_FALCON_TYPES", "ModelLoadError",
     "Quantization", "add_lora", "build_lora_model", "check_quantized", "decoder_linears", "expand_multi_query_kv",
-    "legacy_falcon_config", "load_base_model", "load_config", "load_tokenizer", "quantization_config", "torch_dtype",
+    "keep_cpu_4bit_weights_trainable", "legacy_falcon_config", "load_base_model", "load_config", "load_tokenizer",
+    "quantization_config", "torch_dtype",
 ]
