@@ -28,7 +28,7 @@ from transformers import (
     PreTrainedModel,
     PreTrainedTokenizerBase,
 )
-from transformers.models.falcon.modeling_falcon import FalconAttention
+from transformers.models.falcon.modeling_falcon import FalconAttention, apply_rotary_pos_emb
 
 from mh_lightning import tiny
 
@@ -174,18 +174,34 @@ def expand_multi_query_kv(model: torch.nn.Module) -> int:
 
 
 class ExpandedKVFalconAttention(FalconAttention):
-    """`FalconAttention` whose uncached forward sees the key/value head repeated per query head."""
+    """`FalconAttention` whose uncached forward gives SDPA the key/value head repeated per query head.
 
-    def forward(self, *args: Any, layer_past: Any = None, **kwargs: Any) -> Any:
-        # the forward shapes the keys by `num_kv_heads`: every head without a cache, one with it
-        self.num_kv_heads = self.num_heads if layer_past is None else 1
-        return super().forward(*args, layer_past=layer_past, **kwargs)
+    The rotary embedding is applied to the single key head first and only then repeated (a stride-0
+    view): rotating every repeated copy would do the key work `num_heads` times (71 on Falcon-7B)
+    in the forward and again in the backward."""
 
-    def _split_heads(self, fused_qkv: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-        query, key, value = super()._split_heads(fused_qkv)
-        if self.num_kv_heads > 1:  # a stride-0 view; rotary embedding copies the keys, SDPA reads it
-            key, value = (x.expand(-1, -1, self.num_kv_heads, -1) for x in (key, value))
-        return query, key, value
+    def forward(self, hidden_states: torch.Tensor, alibi: torch.Tensor | None, attention_mask: torch.Tensor | None,
+                *args: Any, layer_past: Any = None, output_attentions: bool = False,
+                position_embeddings: tuple[torch.Tensor, torch.Tensor] | None = None, **kwargs: Any) -> Any:
+        if layer_past is not None or alibi is not None or output_attentions or position_embeddings is None:
+            # generation (one cached head) and the paths SDPA does not serve: as transformers builds them
+            return super().forward(hidden_states, alibi, attention_mask, *args, layer_past=layer_past,
+                                   output_attentions=output_attentions, position_embeddings=position_embeddings,
+                                   **kwargs)
+        batch, length, _ = hidden_states.shape
+        fused_qkv = self.query_key_value(hidden_states).view(batch, length, self.num_heads + 2, self.head_dim)
+        fused_qkv = fused_qkv.transpose(1, 2)  # (batch, heads + 2, length, head_dim), a view
+        query, key, value = fused_qkv[:, :-2], fused_qkv[:, -2:-1], fused_qkv[:, -1:]
+        query, key = apply_rotary_pos_emb(query, key, *position_embeddings)
+        key, value = (x.expand(-1, self.num_heads, -1, -1) for x in (key, value))
+        if attention_mask is not None:
+            attention_mask = attention_mask[:, :, :, :length]
+        output = torch.nn.functional.scaled_dot_product_attention(
+            query, key, value, attn_mask=attention_mask, dropout_p=0.0,
+            is_causal=self.is_causal and attention_mask is None and length > 1,
+        )
+        output = output.transpose(1, 2).reshape(batch, length, self.num_heads * self.head_dim)
+        return self.dense(output), None
 
 
 def decoder_linears(model: torch.nn.Module) -> dict[str, torch.nn.Module]:
