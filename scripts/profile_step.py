@@ -31,7 +31,7 @@ GROUPS = {
     "4-bit dequantization": ("dequantize", "bitsandbytes"),
     "matmul (base, LoRA, LM head)": ("aten::mm", "aten::addmm", "aten::bmm", "aten::matmul", "aten::linear"),
     "dropout masks (bernoulli)": ("bernoulli", "aten::dropout", "native_dropout"),
-    "softmax / cross-entropy": ("log_softmax", "nll_loss", "cross_entropy", "_softmax"),
+    "softmax / cross-entropy": ("log_softmax", "nll_loss", "cross_entropy", "_softmax", "logsumexp", "aten::exp"),
     "copies and casts": ("aten::copy_", "aten::to", "aten::_to_copy", "aten::clone", "aten::contiguous"),
     "elementwise (add, mul, gelu, layer norm)": ("aten::add", "aten::mul", "gelu", "layer_norm", "aten::div"),
 }

@@ -41,7 +41,7 @@ from typing import Any
 import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # run from a checkout without installing
-from benchmark import add_mfu, base_parser, cli_arguments  # noqa: E402  (scripts/ is the script's folder)
+from benchmark import add_mfu, base_parser, check_cli, cli_arguments, dry_run_line  # noqa: E402  (scripts/ is the script's folder)
 from hf_trainer_baseline import Meter  # noqa: E402
 
 # The varlen-kernel keys TRL's padding-free collator adds; Falcon's backbone in transformers 4.57 has no
@@ -66,37 +66,36 @@ def completion_dataset(examples: list[Any]) -> Any:
     })
 
 
-def sft_config(h: Any, data: Any, trainer_config: Any, mode: str, gradient_checkpointing: bool, bf16: bool,
-               max_steps: int) -> Any:
+def sft_config(batch_size: int, accumulation: int, learning_rate: float, weight_decay: float,
+               clip: float | None, max_length: int, seed: int, mode: str, gpu: bool, fp16: bool,
+               gradient_checkpointing: bool, bf16: bool, max_steps: int) -> Any:
     from trl import SFTConfig
 
     packing, padding_free = MODES[mode]
-    gpu = trainer_config.strategy.root_device.type == "cuda"
     return SFTConfig(
         output_dir=tempfile.mkdtemp(prefix="mh_lightning-trl-"),
-        per_device_train_batch_size=data.hparams.batch_size,
-        gradient_accumulation_steps=trainer_config.accumulate_grad_batches,
-        learning_rate=h.learning_rate,
-        weight_decay=h.weight_decay,
+        per_device_train_batch_size=batch_size,
+        gradient_accumulation_steps=accumulation,
+        learning_rate=learning_rate,
+        weight_decay=weight_decay,
         optim="adamw_torch",
-        max_grad_norm=trainer_config.gradient_clip_val or 1.0,
+        max_grad_norm=clip or 1.0,
         bf16=bf16,
-        fp16=gpu and not bf16 and h.compute_dtype == "float16",
+        fp16=gpu and not bf16 and fp16,
         gradient_checkpointing=gradient_checkpointing,
         packing=packing,
         packing_strategy="bfd",
         padding_free=padding_free,
         # padding-free without packing does not truncate: the project's examples already are
-        max_length=None if padding_free and not packing else data.hparams.max_length,
+        max_length=None if padding_free and not packing else max_length,
         completion_only_loss=True,
         max_steps=max_steps,
         logging_steps=1,
         save_strategy="no",
         report_to=[],
         use_cpu=not gpu,
-        seed=data.hparams.seed,
+        seed=seed,
         disable_tqdm=True,
-        dataset_num_proc=None,
     )
 
 
@@ -117,7 +116,7 @@ def steps_per_epoch(trainer: Any) -> int:
 
 
 def run(cli_args: list[str], steps: int, warmup_steps: int, mode: str, gradient_checkpointing: bool,
-        bf16: bool, epochs: int | None, dry_run: bool = False) -> dict[str, Any]:
+        bf16: bool, epochs: int | None) -> dict[str, Any]:
     from peft import LoraConfig
     from trl import SFTTrainer
 
@@ -127,14 +126,9 @@ def run(cli_args: list[str], steps: int, warmup_steps: int, mode: str, gradient_
 
     cli = cli_main(cli_args, run=False)  # the same configs and overrides as the benchmark
     h, data, trainer_config = cli.model.hparams, cli.datamodule, cli.trainer
-    if dry_run:
-        config = sft_config(h, data, trainer_config, mode, gradient_checkpointing, bf16, max_steps=1)
-        return {"trainer": "trl", "mode": mode, "dry_run": True, "model": h.model_name,
-                "packing": config.packing, "padding_free": config.padding_free,
-                "micro_batch": config.per_device_train_batch_size,
-                "accumulate_grad_batches": config.gradient_accumulation_steps}
     data.setup("fit")
     gpu = trainer_config.strategy.root_device.type == "cuda"
+    bf16 = bf16 or (gpu and h.compute_dtype == "bfloat16")  # the config's precision, as the project trains
     if gpu:
         torch.cuda.reset_peak_memory_stats()
     # attention as transformers builds it: TRL gets no help from the project's model code
@@ -162,7 +156,10 @@ def run(cli_args: list[str], steps: int, warmup_steps: int, mode: str, gradient_
         def on_step_end(self, args: Any, state: Any, control: Any, **kwargs: Any) -> None:
             meter.step_done(state.global_step)
 
-    config = sft_config(h, data, trainer_config, mode, gradient_checkpointing, bf16, warmup_steps + steps)
+    config = sft_config(data.hparams.batch_size, trainer_config.accumulate_grad_batches, h.learning_rate,
+                        h.weight_decay, trainer_config.gradient_clip_val, data.hparams.max_length,
+                        data.hparams.seed, mode, gpu, h.compute_dtype == "float16", gradient_checkpointing, bf16,
+                        warmup_steps + steps)
     trainer = CountingTrainer(model=model, args=config, train_dataset=completion_dataset(data.train_examples),
                               processing_class=data.tokenizer, peft_config=lora, callbacks=[StepClock()])
     if epochs is not None:  # whole epochs: one of warm-up, `epochs` measured
@@ -196,21 +193,38 @@ def run(cli_args: list[str], steps: int, warmup_steps: int, mode: str, gradient_
     return result
 
 
+def dry_run(cli_args: list[str], mode: str, gradient_checkpointing: bool, bf16: bool) -> dict[str, Any]:
+    """Check the configs and that this TRL accepts the settings (an SFTConfig is built, on the CPU)."""
+    import trl
+
+    config = check_cli(cli_args)
+    model, data, trainer = config["model"], config["data"], config["trainer"]
+    with contextlib.redirect_stdout(sys.stderr):
+        sft = sft_config(data["batch_size"], trainer["accumulate_grad_batches"], model["learning_rate"],
+                         model["weight_decay"], trainer["gradient_clip_val"], data["max_length"], data["seed"],
+                         mode, False, False, gradient_checkpointing, False, max_steps=1)
+    return dry_run_line("trl_baseline", config, trl=trl.__version__, mode=mode, packing=sft.packing,
+                        padding_free=sft.padding_free, gradient_checkpointing=gradient_checkpointing)
+
+
 def main(argv: list[str] | None = None) -> None:
     parser = base_parser(__doc__)
     parser.add_argument("--mode", choices=sorted(MODES), default="default", help="TRL's batching (see above)")
     parser.add_argument("--gradient_checkpointing", action="store_true", help="TRL 1.16's default; off is faster")
-    parser.add_argument("--bf16", action="store_true", help="bf16 autocast (TRL's default where supported)")
+    parser.add_argument("--bf16", action="store_true",
+                        help="bf16 autocast on the CPU too (TRL's default; on a GPU it follows the config's dtype)")
     parser.add_argument("--epochs", type=int, help="measure this many whole epochs after one epoch of warm-up "
                         "(overrides --steps and --warmup_steps: packing changes the steps per epoch)")
-    parser.add_argument("--dry_run", action="store_true", help="parse the configs, build TRL's config, print, exit")
     args, cli_args = cli_arguments(parser, argv)
     if args.epochs is not None and args.epochs < 1:
         parser.error("--epochs must be >= 1")
+    if args.dry_run:
+        print(json.dumps(dry_run(cli_args, args.mode, args.gradient_checkpointing, args.bf16)), flush=True)
+        return
     os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
     with contextlib.redirect_stdout(sys.stderr):  # stdout holds only the JSON line
         result = run(cli_args, args.steps, args.warmup_steps, args.mode, args.gradient_checkpointing, args.bf16,
-                     args.epochs, args.dry_run)
+                     args.epochs)
     print(json.dumps(result), flush=True)
 
 

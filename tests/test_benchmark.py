@@ -130,3 +130,116 @@ def test_bench_generate_times_the_adapter_and_the_merged_model(
     for r in lines:
         assert r["answers"] == 2 and 2 <= r["new_tokens"] <= 8  # at least one token per answer
         assert r["tokens_per_s"] == pytest.approx(r["new_tokens"] / r["seconds"])
+
+
+# -- the speed work: the same numbers, fewer operations ---------------------------------------
+def packed_examples() -> dict:
+    from mh_lightning.data import TokenizedExample
+
+    # three conversations: 3 prompt tokens (no label), then the answer
+    examples = [TokenizedExample(list(range(5, 5 + n)), [IGNORE_INDEX] * 3 + list(range(8, 5 + n)), False)
+                for n in (9, 6, 12)]
+    return pack_batch(examples, pad_id=0, max_length=16, ignore_index=IGNORE_INDEX)
+
+
+def lora_grads(module) -> dict[str, torch.Tensor]:
+    return {n: p.grad.clone() for n, p in module.named_parameters() if p.requires_grad}
+
+
+def test_chunked_loss_is_the_models_loss_and_gradients(monkeypatch: pytest.MonkeyPatch) -> None:
+    """`step` (LM head on labelled positions only, in chunks) against the model's own loss."""
+    from mh_lightning import losses
+    from mh_lightning.module import FalconLoRAModule
+
+    monkeypatch.setattr(losses, "CHUNK_ROWS", 4)  # 18 labelled positions: 5 chunks, the last one partial
+    monkeypatch.setattr(losses.chunked_cross_entropy, "__defaults__", (4,))
+    batch = packed_examples()
+    module = FalconLoRAModule(compute_dtype="float32")
+    module.build("cpu")
+    module.model.train()
+    heads = []
+    head = module.model.get_base_model().lm_head
+    head.register_forward_hook(lambda m, args, out: heads.append(args[0].shape))
+    results = []
+    for use_step in (False, True):
+        module.zero_grad()
+        torch.manual_seed(1)  # the same LoRA dropout masks in both
+        if use_step:
+            loss = module.step(batch)
+        else:
+            loss = module.model(**{k: v for k, v in batch.items() if k != "num_tokens"}).loss
+        (loss / 8).backward()  # as under accumulation: the incoming gradient is not 1
+        results.append((loss.item(), lora_grads(module)))
+    assert heads == [batch["input_ids"].shape + (128,)]  # the LM head module ran only for the model's own loss
+    (reference, ref_grads), (chunked, grads) = results
+    labelled = int((batch["labels"][:, 1:] != IGNORE_INDEX).sum())
+    assert labelled == 6 + 3 + 9
+    # float32: the same logits summed in another order; 1e-6 relative is a few ulps of a loss near 7
+    assert chunked == pytest.approx(reference, rel=1e-6)
+    for name, grad in ref_grads.items():  # the same, to float32 summation order (relative to the largest entry)
+        assert (grads[name] - grad).abs().max() <= 1e-5 * grad.abs().max(), name
+
+
+def test_dequantize_once_gives_bit_identical_loss_and_gradients(monkeypatch: pytest.MonkeyPatch) -> None:
+    import bitsandbytes as bnb
+
+    from mh_lightning.module import FalconLoRAModule
+
+    batch = packed_examples()
+    calls = []
+    matmul_4bit = bnb.matmul_4bit
+    monkeypatch.setattr(bnb, "matmul_4bit", lambda *a, **k: calls.append(1) or matmul_4bit(*a, **k))
+    results = []
+    for once in (False, True):
+        module = FalconLoRAModule(compute_dtype="float32", dequantize_once=once)
+        module.build("cpu")
+        module.model.train()
+        calls.clear()
+        torch.manual_seed(1)
+        loss = module.step(batch)
+        loss.backward()
+        results.append((loss.item(), lora_grads(module), len(calls)))
+    (loss, grads, calls), (loss_once, grads_once, calls_once) = results
+    assert (calls, calls_once) == (8, 0)  # 2 layers x 4 linears dequantized per forward, then none
+    assert loss_once == loss  # the same kernels make the same weight: exact, on any CPU
+    assert all(torch.equal(grads_once[n], g) for n, g in grads.items())
+
+
+def test_dequantize_once_is_refused_without_4bit_weights() -> None:
+    from mh_lightning.module import FalconLoRAModule, SettingsError
+
+    with pytest.raises(SettingsError, match=r"model.dequantize_once only applies to 4-bit weights.*'int8'"):
+        FalconLoRAModule(quantization="int8", dequantize_once=True)
+
+
+def test_trl_padding_free_lets_falcon_conversations_attend_to_each_other(tmp_path) -> None:
+    """TRL's padding-free rows (its bfd packing too) carry position ids but no mask; transformers
+    4.57's Falcon then runs SDPA causally over the whole row. The project's packing does not."""
+    trl = pytest.importorskip("trl")
+    from trl.trainer.sft_trainer import DataCollatorForLanguageModeling
+
+    from mh_lightning import tiny
+    from mh_lightning.model import load_base_model
+
+    model = load_base_model(str(tiny.build(tmp_path / "m")), quantization="none", compute_dtype="float32",
+                            expand_kv_heads=False)
+    model.eval()
+    first, second = list(range(5, 14)), list(range(20, 32))
+    alone = model(input_ids=torch.tensor([second])).logits[0]
+
+    batch = DataCollatorForLanguageModeling(pad_token_id=0, padding_free=True)(
+        [{"input_ids": first}, {"input_ids": second}])
+    assert "attention_mask" not in batch and batch["input_ids"].shape == (1, 21)
+    assert batch["position_ids"][0].tolist() == list(range(9)) + list(range(12))
+    # the boundaries for FlashAttention 2's varlen kernel; Falcon's SDPA path never reads them
+    assert batch["cu_seq_lens_q"].tolist() == [0, 9, 21]
+    trl_logits = model(**{k: v for k, v in batch.items() if k != "labels"}).logits[0, 9:]
+    assert (trl_logits - alone).abs().max().item() > 1e-2  # the second conversation saw the first
+
+    ours = pack_batch([type("E", (), {"input_ids": ids, "labels": ids})() for ids in (first, second)],
+                      pad_id=0, max_length=21, ignore_index=IGNORE_INDEX)
+    our_logits = model(**{k: v for k, v in ours.items() if k in ("input_ids", "attention_mask", "position_ids")})
+    assert ours["input_ids"].shape == (1, 21)
+    # fp32, same positions and keys, another mask shape: equal to float rounding
+    assert (our_logits.logits[0, 9:] - alone).abs().max().item() < 1e-5
+    assert trl.__version__ == "1.16.0"  # the pinned `bench` extra this behaviour was read from
