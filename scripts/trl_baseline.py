@@ -203,8 +203,9 @@ def dry_run(cli_args: list[str], mode: str, gradient_checkpointing: bool, bf16: 
         sft = sft_config(data["batch_size"], trainer["accumulate_grad_batches"], model["learning_rate"],
                          model["weight_decay"], trainer["gradient_clip_val"], data["max_length"], data["seed"],
                          mode, False, False, gradient_checkpointing, False, max_steps=1)
+    # bfd packing turns padding_free on inside SFTTrainer, as the run reports it
     return dry_run_line("trl_baseline", config, trl=trl.__version__, mode=mode, packing=sft.packing,
-                        padding_free=sft.padding_free, gradient_checkpointing=gradient_checkpointing)
+                        padding_free=sft.padding_free or sft.packing, gradient_checkpointing=gradient_checkpointing)
 
 
 def main(argv: list[str] | None = None) -> None:

@@ -243,3 +243,76 @@ def test_trl_padding_free_lets_falcon_conversations_attend_to_each_other(tmp_pat
     # fp32, same positions and keys, another mask shape: equal to float rounding
     assert (our_logits.logits[0, 9:] - alone).abs().max().item() < 1e-5
     assert trl.__version__ == "1.16.0"  # the pinned `bench` extra this behaviour was read from
+
+
+@pytest.mark.slow
+def test_gpu_check_dry_run_checks_every_command_on_the_cpu(tmp_path) -> None:
+    """scripts/gpu_check.sh --dry-run end to end: the pins, then each command's configs and arguments."""
+    import subprocess
+
+    pytest.importorskip("trl")
+    out = tmp_path / "gpu_check.jsonl"
+    data = REPO / "mh_lightning" / "resources" / "sample_conversations.jsonl"  # any existing file: nothing is read
+    done = subprocess.run(["bash", str(REPO / "scripts" / "gpu_check.sh"), "--dry-run", "--out", str(out),
+                           "--data", str(data)], capture_output=True, text=True, timeout=900)
+    assert done.returncode == 0, done.stderr[-2000:]
+    lines = {row["run"]: row for row in map(json.loads, out.read_text().splitlines())}
+    assert list(lines) == ["versions", "ours_gpu_80gb", "ours_recipe", "hf_recipe", "trl_packing", "trl_default",
+                           "ours_gpu_80gb_dequantize_once", "generate_tiny"]
+    assert lines["versions"]["wrong"] == {} and lines["versions"]["found"]["transformers"] == "4.57.6"
+    assert "error" not in json.dumps(lines)
+    settings = {name: (row["precision"], row["gradient_checkpointing"], row["packing"], row["dequantize_once"])
+                for name, row in lines.items() if "precision" in row}
+    assert settings == {
+        "ours_gpu_80gb": ("bf16-mixed", False, True, False),
+        "ours_recipe": ("16-mixed", True, True, False),
+        "hf_recipe": ("16-mixed", True, False, False),
+        "trl_packing": ("bf16-mixed", False, True, False),
+        "trl_default": ("bf16-mixed", False, False, False),
+        "ours_gpu_80gb_dequantize_once": ("bf16-mixed", False, True, True),
+    }
+    assert all(row["micro_batch"] == 8 and row["accumulate_grad_batches"] == 8 and row["max_length"] == 512
+               for row in lines.values() if "micro_batch" in row)
+    assert lines["trl_packing"]["padding_free"] is True and lines["trl_packing"]["trl"] == "1.16.0"
+
+
+def test_gpu_check_refuses_a_missing_data_file(tmp_path) -> None:
+    import subprocess
+
+    done = subprocess.run(["bash", str(REPO / "scripts" / "gpu_check.sh"), "--dry-run", "--data",
+                           str(tmp_path / "none.parquet")], capture_output=True, text=True, timeout=60)
+    assert done.returncode == 2
+    assert f"--data {tmp_path / 'none.parquet'}: no such file" in done.stderr
+
+
+def test_bench_rounds_runs_the_six_commands_in_rotated_rounds(capsys: pytest.CaptureFixture[str],
+                                                               monkeypatch: pytest.MonkeyPatch, tmp_path) -> None:
+    rounds = script("bench_rounds")
+    monkeypatch.setattr(rounds, "epoch_steps", lambda common: 3)
+    seen = []
+
+    def fake_run(cmd: list[str]) -> dict:
+        seen.append(cmd)
+        name = next(n for n, (s, extra, _) in rounds.RUNS.items()
+                    if cmd[1].endswith(s) and all(x in cmd for x in extra) and (extra or "--mode" not in cmd
+                                                                                 and "--group_by_length" not in cmd))
+        speed = {"ours_default": 900.0, "hf_random": 360.0, "hf_grouped": 550.0, "trl_default": 500.0,
+                 "trl_packing": 600.0, "trl_padding_free": 450.0}[name]
+        return {"trained_tokens_per_s": speed, "trained_tokens_per_cpu_s": speed / 2}
+
+    monkeypatch.setattr(rounds, "run_one", fake_run)
+    model = tmp_path / "m"
+    model.mkdir()
+    (model / "config.json").write_text("{}")
+    out = tmp_path / "bench.jsonl"
+    rounds.main(["--rounds", "2", "--out", str(out), "--model", str(model), "--data", "d.parquet"])
+    rows = [json.loads(line) for line in out.read_text().splitlines()]
+    assert [r["run"] for r in rows] == [*rounds.RUNS, *list(rounds.RUNS)[1:], "ours_default"]  # round 2 rotated
+    assert all(len(r["load_before"]) == 3 and len(r["load_after"]) == 3 for r in rows)
+    ours = next(c for c in seen if c[1].endswith("benchmark.py"))
+    assert ours[-4:] == ["--warmup_steps", "3", "--steps", "3"]  # one epoch of warm-up, one measured
+    trl = next(c for c in seen if "--mode" in c)
+    assert trl[-2:] == ["--epochs", "1"]
+    printed = capsys.readouterr().out
+    assert "| trl_best | 1.50x | 1.50x | 1.50x | >= 1.5x |" in printed  # 900 / max(500, 600, 450)
+    assert "| hf_random | 2.50x | 2.50x | 2.50x | >= 2.0x |" in printed
