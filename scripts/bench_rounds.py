@@ -48,9 +48,13 @@ RUNS: dict[str, tuple[str, list[str], bool]] = {
     "trl_default": ("trl_baseline.py", ["--mode", "default"], False),
     "trl_packing": ("trl_baseline.py", ["--mode", "packing"], False),
     "trl_padding_free": ("trl_baseline.py", ["--mode", "padding_free"], False),
+    # not run unless named in --runs: bf16 autocast on the CPU (AMX), a numerics change on both sides
+    "ours_bf16": ("benchmark.py", ["--trainer.precision", "bf16-mixed", "--model.compute_dtype", "bfloat16"], True),
+    "trl_packing_bf16": ("trl_baseline.py", ["--mode", "packing", "--bf16"], False),
 }
+DEFAULT_RUNS = list(RUNS)[:6]
 TARGETS = {"hf_random": 2.0, "hf_grouped": 1.5, "trl_best": 1.5}  # issue 15: ours / run, trained tokens/s
-TRL_RUNS = ("trl_default", "trl_packing", "trl_padding_free")
+TRL_RUNS = ("trl_default", "trl_packing", "trl_padding_free", "trl_packing_bf16")
 
 
 def load_averages() -> list[float]:
@@ -135,7 +139,8 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--model", default=str(REPO / "models" / "falcon-20m"), help="built with: "
                         "python -m mh_lightning.tiny --preset falcon-20m --corpus DATA --out DIR")
     parser.add_argument("--epochs", type=int, default=1, help="measured whole epochs per run (after one of warm-up)")
-    parser.add_argument("--runs", default=",".join(RUNS), help=f"comma-separated subset of {', '.join(RUNS)}")
+    parser.add_argument("--runs", default=",".join(DEFAULT_RUNS),
+                        help=f"comma-separated, from {', '.join(RUNS)} (default: the first six)")
     parser.add_argument("--smoke", action="store_true", help="one measured step per run: checks, not numbers")
     parser.add_argument("--dry_run", action="store_true", help="print the commands and exit")
     args = parser.parse_args(argv)

@@ -307,7 +307,8 @@ def test_bench_rounds_runs_the_six_commands_in_rotated_rounds(capsys: pytest.Cap
     out = tmp_path / "bench.jsonl"
     rounds.main(["--rounds", "2", "--out", str(out), "--model", str(model), "--data", "d.parquet"])
     rows = [json.loads(line) for line in out.read_text().splitlines()]
-    assert [r["run"] for r in rows] == [*rounds.RUNS, *list(rounds.RUNS)[1:], "ours_default"]  # round 2 rotated
+    runs = rounds.DEFAULT_RUNS
+    assert [r["run"] for r in rows] == [*runs, *runs[1:], "ours_default"]  # round 2 rotated
     assert all(len(r["load_before"]) == 3 and len(r["load_after"]) == 3 for r in rows)
     ours = next(c for c in seen if c[1].endswith("benchmark.py"))
     assert ours[-4:] == ["--warmup_steps", "3", "--steps", "3"]  # one epoch of warm-up, one measured
