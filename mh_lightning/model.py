@@ -191,17 +191,55 @@ class ExpandedKVFalconAttention(FalconAttention):
         batch, length, _ = hidden_states.shape
         fused_qkv = self.query_key_value(hidden_states).view(batch, length, self.num_heads + 2, self.head_dim)
         fused_qkv = fused_qkv.transpose(1, 2)  # (batch, heads + 2, length, head_dim), a view
-        query, key, value = fused_qkv[:, :-2], fused_qkv[:, -2:-1], fused_qkv[:, -1:]
+        # one split (its backward writes one gradient) rather than three slices (three zero-filled
+        # full-size gradients, then summed)
+        query, key, value = fused_qkv.split([self.num_heads, 1, 1], dim=1)
         query, key = apply_rotary_pos_emb(query, key, *position_embeddings)
         key, value = (x.expand(-1, self.num_heads, -1, -1) for x in (key, value))
         if attention_mask is not None:
             attention_mask = attention_mask[:, :, :, :length]
-        output = torch.nn.functional.scaled_dot_product_attention(
-            query, key, value, attn_mask=attention_mask, dropout_p=0.0,
-            is_causal=self.is_causal and attention_mask is None and length > 1,
-        )
+        output = None
+        if query.device.type == "cpu" and attention_mask is not None and attention_mask.dim() == 4:
+            output = blockwise_causal_attention(query, key, value, attention_mask)
+        if output is None:
+            output = torch.nn.functional.scaled_dot_product_attention(
+                query, key, value, attn_mask=attention_mask, dropout_p=0.0,
+                is_causal=self.is_causal and attention_mask is None and length > 1,
+            )
         output = output.transpose(1, 2).reshape(batch, length, self.num_heads * self.head_dim)
         return self.dense(output), None
+
+
+def blockwise_causal_attention(query: torch.Tensor, key: torch.Tensor, value: torch.Tensor,
+                               mask: torch.Tensor) -> torch.Tensor | None:
+    """Attention under a block-diagonal causal mask (`mh_lightning.batching.pack_batch`'s), one
+    causal SDPA call per block; None when `mask` (batch, 1, length, length) is not such a mask.
+
+    The same result as SDPA with the mask (masked keys get exactly zero weight there), without
+    computing the masked entries: on the CPU the fused kernel with a dense mask computes every
+    query-key pair of the row, while causal blocks skip what lies above the diagonal and outside
+    the block. The blocks are read from the mask (a block starts where a query may not see the key
+    just before it), then the whole mask is checked against them. CPU only: reading the blocks on
+    the host would be a device sync in every layer on a GPU."""
+    length = mask.shape[-1]
+    if mask.shape[1] != 1 or mask.shape[-2] != length or query.shape[2] != length:
+        return None
+    allowed = mask[:, 0] == 0  # (batch, length, length)
+    causal = torch.ones(length, length, dtype=torch.bool, device=mask.device).tril_()
+    starts = torch.ones(mask.shape[0], length, dtype=torch.bool, device=mask.device)
+    starts[:, 1:] = ~allowed.diagonal(offset=-1, dim1=1, dim2=2)
+    block = starts.cumsum(dim=1)  # block number of each position
+    if not torch.equal(allowed, (block[:, :, None] == block[:, None, :]) & causal):
+        return None
+    rows = []
+    for r, row_starts in enumerate(starts.tolist()):
+        bounds = [i for i, first in enumerate(row_starts) if first] + [length]
+        rows.append(torch.cat([
+            torch.nn.functional.scaled_dot_product_attention(
+                query[r : r + 1, :, s:e], key[r : r + 1, :, s:e], value[r : r + 1, :, s:e], is_causal=True)
+            for s, e in zip(bounds, bounds[1:], strict=False)
+        ], dim=2))
+    return torch.cat(rows, dim=0)
 
 
 def decoder_linears(model: torch.nn.Module) -> dict[str, torch.nn.Module]:

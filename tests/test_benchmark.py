@@ -317,3 +317,33 @@ def test_bench_rounds_runs_the_six_commands_in_rotated_rounds(capsys: pytest.Cap
     printed = capsys.readouterr().out
     assert "| trl_best | 1.50x | 1.50x | 1.50x | >= 1.5x |" in printed  # 900 / max(500, 600, 450)
     assert "| hf_random | 2.50x | 2.50x | 2.50x | >= 2.0x |" in printed
+
+
+def test_blockwise_attention_equals_sdpa_with_the_packing_mask_and_refuses_other_masks() -> None:
+    from mh_lightning.batching import MASKED
+    from mh_lightning.model import blockwise_causal_attention
+
+    batch = packed_examples()  # rows: 12 + 3 padding, 9 + 6
+    mask = batch["attention_mask"]
+    rows, length = batch["input_ids"].shape
+    torch.manual_seed(0)
+    query, key, value = (torch.randn(rows, 4, length, 8, requires_grad=True) for _ in range(3))
+    reference = torch.nn.functional.scaled_dot_product_attention(query, key, value, attn_mask=mask)
+    blockwise = blockwise_causal_attention(query, key, value, mask)
+    assert blockwise.shape == reference.shape
+    assert (blockwise - reference).abs().max().item() < 1e-6  # fp32, the same softmax over the same keys
+    grads = torch.autograd.grad(blockwise.square().sum(), (query, key, value))
+    ref_grads = torch.autograd.grad(reference.square().sum(), (query, key, value))
+    assert all((g - r).abs().max().item() < 1e-5 for g, r in zip(grads, ref_grads, strict=True))
+
+    # a mask that is not block-diagonal causal: the caller falls back to SDPA with the mask
+    padded = torch.zeros(rows, 1, length, length).masked_fill_(
+        ~torch.ones(length, length, dtype=torch.bool).tril(), MASKED)
+    padded[:, :, :, -2:] = MASKED  # the last two keys hidden from everyone (a 2D padding mask, made 4D)
+    assert blockwise_causal_attention(query, key, value, padded) is None
+    causal = padded.clone()
+    causal[:, :, :, -2:] = torch.zeros(length, 2).masked_fill_(~torch.ones(length, length).tril().bool()[:, -2:],
+                                                                 MASKED)
+    whole_rows = blockwise_causal_attention(query, key, value, causal)  # one block per row: plain causal
+    plain = torch.nn.functional.scaled_dot_product_attention(query, key, value, is_causal=True)
+    assert (whole_rows - plain).abs().max().item() < 1e-6
