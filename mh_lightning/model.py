@@ -232,14 +232,17 @@ def blockwise_causal_attention(query: torch.Tensor, key: torch.Tensor, value: to
     if not torch.equal(allowed, (block[:, :, None] == block[:, None, :]) & causal):
         return None
     rows = []
-    for r, row_starts in enumerate(starts.tolist()):
+    # unbind and split, not slices: their backward writes each gradient once (a slice's backward
+    # zero-fills a full-size gradient per block, then sums them)
+    for q, k, v, row_starts in zip(query.unbind(0), key.unbind(0), value.unbind(0), starts.tolist(), strict=True):
         bounds = [i for i, first in enumerate(row_starts) if first] + [length]
+        sizes = [e - s for s, e in zip(bounds, bounds[1:], strict=False)]
         rows.append(torch.cat([
-            torch.nn.functional.scaled_dot_product_attention(
-                query[r : r + 1, :, s:e], key[r : r + 1, :, s:e], value[r : r + 1, :, s:e], is_causal=True)
-            for s, e in zip(bounds, bounds[1:], strict=False)
-        ], dim=2))
-    return torch.cat(rows, dim=0)
+            # 4D: with 3D inputs SDPA takes its math kernel on the CPU, which keeps the attention matrix
+            torch.nn.functional.scaled_dot_product_attention(qb[None], kb[None], vb[None], is_causal=True)[0]
+            for qb, kb, vb in zip(q.split(sizes, 1), k.split(sizes, 1), v.split(sizes, 1), strict=True)
+        ], dim=1))
+    return torch.stack(rows)
 
 
 def decoder_linears(model: torch.nn.Module) -> dict[str, torch.nn.Module]:
