@@ -40,10 +40,11 @@ class LinearCrossEntropy(torch.autograd.Function):
             rows = hidden[start : start + chunk_rows]
             target = targets[start : start + chunk_rows]
             logits = torch.nn.functional.linear(rows, weight).float()  # what the LM head + HF's loss compute
-            log_norm = torch.logsumexp(logits, dim=-1)
-            total += (log_norm - logits.gather(1, target[:, None]).squeeze(1)).sum()
+            log_probs = torch.log_softmax(logits, dim=-1)  # as torch's cross_entropy does
+            del logits
+            total -= log_probs.gather(1, target[:, None]).sum()
             if need_hidden or need_weight:
-                grad_logits = (logits - log_norm[:, None]).exp_()  # softmax
+                grad_logits = log_probs.exp_()  # softmax, in place
                 grad_logits[torch.arange(len(target), device=target.device), target] -= 1
                 grad_logits = grad_logits.to(rows.dtype)
                 if need_hidden:
