@@ -347,3 +347,20 @@ def test_blockwise_attention_equals_sdpa_with_the_packing_mask_and_refuses_other
     whole_rows = blockwise_causal_attention(query, key, value, causal)  # one block per row: plain causal
     plain = torch.nn.functional.scaled_dot_product_attention(query, key, value, is_causal=True)
     assert (whole_rows - plain).abs().max().item() < 1e-6
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("mode", ["default", "packing"])
+def test_trl_baseline_prints_the_benchmark_keys(mode: str, capsys: pytest.CaptureFixture[str]) -> None:
+    pytest.importorskip("trl")
+    script("trl_baseline").main(["--config", str(TINY_CONFIG), "--mode", mode, "--steps", "1",
+                                 "--warmup_steps", "1"])
+    result = printed_json(capsys)
+    assert KEYS <= set(result)
+    assert (result["trainer"], result["mode"], result["steps"], result["gradient_checkpointing"]) == (
+        "trl", mode, 1, False)
+    assert (result["params"], result["trainable_params"]) == (TINY_PARAMS, TINY_LORA)
+    if mode == "packing":  # one flattened row of whole conversations, no padding at all
+        assert result["padding_free"] is True and result["trained_tokens"] == result["processed_tokens"]
+    else:  # 4 conversations padded to the longest
+        assert 0 < result["trained_tokens"] < result["processed_tokens"] <= 4 * 256
