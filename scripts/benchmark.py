@@ -158,12 +158,44 @@ def add_mfu(result: dict[str, Any], checkpointing: bool, peak_tflops: float | No
     result["mfu"] = result["trained_tokens_per_s"] * flops_per_token / (peak * 1e12) if peak else None
 
 
+def check_cli(cli_args: list[str]) -> dict[str, Any]:
+    """Parse and validate the training CLI's arguments (configs, keys, types) without building
+    anything, as `--print_config` does; the resolved config. What every `--dry_run` checks."""
+    import io
+
+    import yaml
+
+    from mh_lightning.fit import cli_main
+
+    printed = io.StringIO()
+    with contextlib.redirect_stdout(printed):
+        try:
+            cli_main([*cli_args, "--print_config"], run=False)
+        except SystemExit as done:
+            if done.code not in (0, None):
+                raise
+    return yaml.safe_load(printed.getvalue())
+
+
+def dry_run_line(script: str, config: dict[str, Any], **extra: Any) -> dict[str, Any]:
+    """What a `--dry_run` prints: the settings the run would use."""
+    model, data, trainer = config["model"], config["data"], config["trainer"]
+    return {"dry_run": True, "script": script, "model": model["model_name"], "accelerator": trainer["accelerator"],
+            "precision": trainer["precision"], "quantization": model["quantization"],
+            "gradient_checkpointing": model["gradient_checkpointing"],
+            "dequantize_once": model.get("dequantize_once", False), "packing": data["packing"],
+            "micro_batch": data["batch_size"], "accumulate_grad_batches": trainer["accumulate_grad_batches"],
+            "max_length": data["max_length"], **extra}
+
+
 def base_parser(description: str | None) -> argparse.ArgumentParser:
     """Options shared with scripts/hf_trainer_baseline.py; the others go to the training CLI."""
     parser = argparse.ArgumentParser(description=description, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--steps", type=int, default=3, help="measured optimizer steps")
     parser.add_argument("--warmup_steps", type=int, default=1, help="optimizer steps run before measuring")
     parser.add_argument("--model", help="local model folder (sets --model.model_name)")
+    parser.add_argument("--dry_run", action="store_true",
+                        help="check the arguments and configs, print the settings as JSON, train nothing")
     return parser
 
 
@@ -188,6 +220,11 @@ def main(argv: list[str] | None = None) -> None:
     args, cli_args = cli_arguments(parser, argv)
     if args.model and args.synthetic:
         parser.error("give --model or --synthetic, not both")
+    if args.dry_run:  # no model is built, synthetic or not
+        if args.synthetic:
+            cli_args += ["--model.model_name", args.synthetic_dir or f"<synthetic {args.synthetic}>"]
+        print(json.dumps(dry_run_line("benchmark", check_cli(cli_args), synthetic=args.synthetic)), flush=True)
+        return
     with contextlib.redirect_stdout(sys.stderr):  # stdout holds only the JSON line
         if args.synthetic:
             folder = Path(args.synthetic_dir or tempfile.mkdtemp(prefix=f"mh_lightning-{args.synthetic}-"))

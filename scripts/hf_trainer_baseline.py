@@ -29,7 +29,7 @@ from typing import Any
 import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # run from a checkout without installing
-from benchmark import add_mfu, base_parser, cli_arguments  # noqa: E402  (scripts/ is the script's folder)
+from benchmark import add_mfu, base_parser, check_cli, cli_arguments, dry_run_line  # noqa: E402  (scripts/ is the script's folder)
 
 
 class Meter:
@@ -166,6 +166,11 @@ def main(argv: list[str] | None = None) -> None:
     parser = base_parser(__doc__)
     parser.add_argument("--group_by_length", action="store_true", help="the Trainer's length-grouped batches")
     args, cli_args = cli_arguments(parser, argv)
+    if args.dry_run:
+        print(json.dumps(dry_run_line("hf_trainer_baseline", check_cli(cli_args),
+                                      group_by_length=args.group_by_length, gradient_checkpointing=True,
+                                      packing=False)), flush=True)
+        return
     os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
     with contextlib.redirect_stdout(sys.stderr):  # stdout holds only the JSON line
         result = run(cli_args, args.steps, args.warmup_steps, args.group_by_length)

@@ -132,3 +132,237 @@ def test_bench_generate_times_the_adapter_and_the_merged_model(
     for r in lines:
         assert r["answers"] == 2 and 2 <= r["new_tokens"] <= 8  # at least one token per answer
         assert r["tokens_per_s"] == pytest.approx(r["new_tokens"] / r["seconds"])
+
+
+# -- the speed work: the same numbers, fewer operations ---------------------------------------
+def packed_examples() -> dict:
+    from mh_lightning.data import TokenizedExample
+
+    # three conversations: 3 prompt tokens (no label), then the answer
+    examples = [TokenizedExample(list(range(5, 5 + n)), [IGNORE_INDEX] * 3 + list(range(8, 5 + n)), False)
+                for n in (9, 6, 12)]
+    return pack_batch(examples, pad_id=0, max_length=16, ignore_index=IGNORE_INDEX)
+
+
+def lora_grads(module) -> dict[str, torch.Tensor]:
+    return {n: p.grad.clone() for n, p in module.named_parameters() if p.requires_grad}
+
+
+def test_chunked_loss_is_the_models_loss_and_gradients(monkeypatch: pytest.MonkeyPatch) -> None:
+    """`step` (LM head on labelled positions only, in chunks) against the model's own loss."""
+    from mh_lightning.module import FalconLoRAModule
+    from mh_lightning.training import losses
+
+    monkeypatch.setattr(losses, "CHUNK_ROWS", 4)  # 18 labelled positions: 5 chunks, the last one partial
+    monkeypatch.setattr(losses.chunked_cross_entropy, "__defaults__", (4,))
+    batch = packed_examples()
+    module = FalconLoRAModule(compute_dtype="float32")
+    module.build("cpu")
+    module.model.train()
+    heads = []
+    head = module.model.get_base_model().lm_head
+    head.register_forward_hook(lambda m, args, out: heads.append(args[0].shape))
+    results = []
+    for use_step in (False, True):
+        module.zero_grad()
+        torch.manual_seed(1)  # the same LoRA dropout masks in both
+        if use_step:
+            loss = module.step(batch)
+        else:
+            loss = module.model(**{k: v for k, v in batch.items() if k != "num_tokens"}).loss
+        (loss / 8).backward()  # as under accumulation: the incoming gradient is not 1
+        results.append((loss.item(), lora_grads(module)))
+    assert heads == [batch["input_ids"].shape + (128,)]  # the LM head module ran only for the model's own loss
+    (reference, ref_grads), (chunked, grads) = results
+    labelled = int((batch["labels"][:, 1:] != IGNORE_INDEX).sum())
+    assert labelled == 6 + 3 + 9
+    # float32: the same logits summed in another order; 1e-6 relative is a few ulps of a loss near 7
+    assert chunked == pytest.approx(reference, rel=1e-6)
+    for name, grad in ref_grads.items():  # the same, to float32 summation order (relative to the largest entry)
+        assert (grads[name] - grad).abs().max() <= 1e-5 * grad.abs().max(), name
+
+
+def test_dequantize_once_gives_bit_identical_loss_and_gradients(monkeypatch: pytest.MonkeyPatch) -> None:
+    import bitsandbytes as bnb
+
+    from mh_lightning.module import FalconLoRAModule
+
+    batch = packed_examples()
+    calls = []
+    matmul_4bit = bnb.matmul_4bit
+    monkeypatch.setattr(bnb, "matmul_4bit", lambda *a, **k: calls.append(1) or matmul_4bit(*a, **k))
+    results = []
+    for once in (False, True):
+        module = FalconLoRAModule(compute_dtype="float32", dequantize_once=once)
+        module.build("cpu")
+        module.model.train()
+        calls.clear()
+        torch.manual_seed(1)
+        loss = module.step(batch)
+        loss.backward()
+        results.append((loss.item(), lora_grads(module), len(calls)))
+    (loss, grads, calls), (loss_once, grads_once, calls_once) = results
+    assert (calls, calls_once) == (8, 0)  # 2 layers x 4 linears dequantized per forward, then none
+    assert loss_once == loss  # the same kernels make the same weight: exact, on any CPU
+    assert all(torch.equal(grads_once[n], g) for n, g in grads.items())
+
+
+def test_dequantize_once_is_refused_without_4bit_weights() -> None:
+    from mh_lightning.module import FalconLoRAModule, SettingsError
+
+    with pytest.raises(SettingsError, match=r"model.dequantize_once only applies to 4-bit weights.*'int8'"):
+        FalconLoRAModule(quantization="int8", dequantize_once=True)
+
+
+def test_trl_padding_free_lets_falcon_conversations_attend_to_each_other(tmp_path) -> None:
+    """TRL's padding-free rows (its bfd packing too) carry position ids but no mask; transformers
+    4.57's Falcon then runs SDPA causally over the whole row. The project's packing does not."""
+    trl = pytest.importorskip("trl")
+    from trl.trainer.sft_trainer import DataCollatorForLanguageModeling
+
+    from mh_lightning import tiny
+    from mh_lightning.model import load_base_model
+
+    model = load_base_model(str(tiny.build(tmp_path / "m")), quantization="none", compute_dtype="float32",
+                            expand_kv_heads=False)
+    model.eval()
+    first, second = list(range(5, 14)), list(range(20, 32))
+    alone = model(input_ids=torch.tensor([second])).logits[0]
+
+    batch = DataCollatorForLanguageModeling(pad_token_id=0, padding_free=True)(
+        [{"input_ids": first}, {"input_ids": second}])
+    assert "attention_mask" not in batch and batch["input_ids"].shape == (1, 21)
+    assert batch["position_ids"][0].tolist() == list(range(9)) + list(range(12))
+    # the boundaries for FlashAttention 2's varlen kernel; Falcon's SDPA path never reads them
+    assert batch["cu_seq_lens_q"].tolist() == [0, 9, 21]
+    trl_logits = model(**{k: v for k, v in batch.items() if k != "labels"}).logits[0, 9:]
+    assert (trl_logits - alone).abs().max().item() > 1e-2  # the second conversation saw the first
+
+    ours = pack_batch([type("E", (), {"input_ids": ids, "labels": ids})() for ids in (first, second)],
+                      pad_id=0, max_length=21, ignore_index=IGNORE_INDEX)
+    our_logits = model(**{k: v for k, v in ours.items() if k in ("input_ids", "attention_mask", "position_ids")})
+    assert ours["input_ids"].shape == (1, 21)
+    # fp32, same positions and keys, another mask shape: equal to float rounding
+    assert (our_logits.logits[0, 9:] - alone).abs().max().item() < 1e-5
+    assert trl.__version__ == "1.16.0"  # the pinned `bench` extra this behaviour was read from
+
+
+@pytest.mark.slow
+def test_gpu_check_dry_run_checks_every_command_on_the_cpu(tmp_path) -> None:
+    """scripts/gpu_check.sh --dry-run end to end: the pins, then each command's configs and arguments."""
+    import subprocess
+
+    pytest.importorskip("trl")
+    out = tmp_path / "gpu_check.jsonl"
+    data = REPO / "mh_lightning" / "resources" / "sample_conversations.jsonl"  # any existing file: nothing is read
+    done = subprocess.run(["bash", str(REPO / "scripts" / "gpu_check.sh"), "--dry-run", "--out", str(out),
+                           "--data", str(data)], capture_output=True, text=True, timeout=900)
+    assert done.returncode == 0, done.stderr[-2000:]
+    lines = {row["run"]: row for row in map(json.loads, out.read_text().splitlines())}
+    assert list(lines) == ["versions", "ours_gpu_80gb", "ours_recipe", "hf_recipe", "trl_packing", "trl_default",
+                           "ours_gpu_80gb_dequantize_once", "generate_tiny"]
+    assert lines["versions"]["wrong"] == {} and lines["versions"]["found"]["transformers"] == "4.57.6"
+    assert "error" not in json.dumps(lines)
+    settings = {name: (row["precision"], row["gradient_checkpointing"], row["packing"], row["dequantize_once"])
+                for name, row in lines.items() if "precision" in row}
+    assert settings == {
+        "ours_gpu_80gb": ("bf16-mixed", False, True, False),
+        "ours_recipe": ("16-mixed", True, True, False),
+        "hf_recipe": ("16-mixed", True, False, False),
+        "trl_packing": ("bf16-mixed", False, True, False),
+        "trl_default": ("bf16-mixed", False, False, False),
+        "ours_gpu_80gb_dequantize_once": ("bf16-mixed", False, True, True),
+    }
+    assert all(row["micro_batch"] == 8 and row["accumulate_grad_batches"] == 8 and row["max_length"] == 512
+               for row in lines.values() if "micro_batch" in row)
+    assert lines["trl_packing"]["padding_free"] is True and lines["trl_packing"]["trl"] == "1.16.0"
+
+
+def test_gpu_check_refuses_a_missing_data_file(tmp_path) -> None:
+    import subprocess
+
+    done = subprocess.run(["bash", str(REPO / "scripts" / "gpu_check.sh"), "--dry-run", "--data",
+                           str(tmp_path / "none.parquet")], capture_output=True, text=True, timeout=60)
+    assert done.returncode == 2
+    assert f"--data {tmp_path / 'none.parquet'}: no such file" in done.stderr
+
+
+def test_bench_rounds_runs_the_six_commands_in_rotated_rounds(capsys: pytest.CaptureFixture[str],
+                                                               monkeypatch: pytest.MonkeyPatch, tmp_path) -> None:
+    rounds = script("bench_rounds")
+    monkeypatch.setattr(rounds, "epoch_steps", lambda common: 3)
+    seen = []
+
+    def fake_run(cmd: list[str]) -> dict:
+        seen.append(cmd)
+        name = next(n for n, (s, extra, _) in rounds.RUNS.items()
+                    if cmd[1].endswith(s) and all(x in cmd for x in extra) and (extra or "--mode" not in cmd
+                                                                                 and "--group_by_length" not in cmd))
+        speed = {"ours_default": 900.0, "hf_random": 360.0, "hf_grouped": 550.0, "trl_default": 500.0,
+                 "trl_packing": 600.0, "trl_padding_free": 450.0}[name]
+        return {"trained_tokens_per_s": speed, "trained_tokens_per_cpu_s": speed / 2}
+
+    monkeypatch.setattr(rounds, "run_one", fake_run)
+    model = tmp_path / "m"
+    model.mkdir()
+    (model / "config.json").write_text("{}")
+    out = tmp_path / "bench.jsonl"
+    rounds.main(["--rounds", "2", "--out", str(out), "--model", str(model), "--data", "d.parquet"])
+    rows = [json.loads(line) for line in out.read_text().splitlines()]
+    runs = rounds.DEFAULT_RUNS
+    assert [r["run"] for r in rows] == [*runs, *runs[1:], "ours_default"]  # round 2 rotated
+    assert all(len(r["load_before"]) == 3 and len(r["load_after"]) == 3 for r in rows)
+    ours = next(c for c in seen if c[1].endswith("benchmark.py"))
+    assert ours[-4:] == ["--warmup_steps", "3", "--steps", "3"]  # one epoch of warm-up, one measured
+    trl = next(c for c in seen if "--mode" in c)
+    assert trl[-2:] == ["--epochs", "1"]
+    printed = capsys.readouterr().out
+    assert "| trl_best | 1.50x | 1.50x | 1.50x | >= 1.5x |" in printed  # 900 / max(500, 600, 450)
+    assert "| hf_random | 2.50x | 2.50x | 2.50x | >= 2.0x |" in printed
+
+
+def test_blockwise_attention_equals_sdpa_with_the_packing_mask_and_refuses_other_masks() -> None:
+    from mh_lightning.batching import MASKED
+    from mh_lightning.model import blockwise_causal_attention
+
+    batch = packed_examples()  # rows: 12 + 3 padding, 9 + 6
+    mask = batch["attention_mask"]
+    rows, length = batch["input_ids"].shape
+    torch.manual_seed(0)
+    query, key, value = (torch.randn(rows, 4, length, 8, requires_grad=True) for _ in range(3))
+    reference = torch.nn.functional.scaled_dot_product_attention(query, key, value, attn_mask=mask)
+    blockwise = blockwise_causal_attention(query, key, value, mask)
+    assert blockwise.shape == reference.shape
+    assert (blockwise - reference).abs().max().item() < 1e-6  # fp32, the same softmax over the same keys
+    grads = torch.autograd.grad(blockwise.square().sum(), (query, key, value))
+    ref_grads = torch.autograd.grad(reference.square().sum(), (query, key, value))
+    assert all((g - r).abs().max().item() < 1e-5 for g, r in zip(grads, ref_grads, strict=True))
+
+    # a mask that is not block-diagonal causal: the caller falls back to SDPA with the mask
+    padded = torch.zeros(rows, 1, length, length).masked_fill_(
+        ~torch.ones(length, length, dtype=torch.bool).tril(), MASKED)
+    padded[:, :, :, -2:] = MASKED  # the last two keys hidden from everyone (a 2D padding mask, made 4D)
+    assert blockwise_causal_attention(query, key, value, padded) is None
+    causal = padded.clone()
+    causal[:, :, :, -2:] = torch.zeros(length, 2).masked_fill_(~torch.ones(length, length).tril().bool()[:, -2:],
+                                                                 MASKED)
+    whole_rows = blockwise_causal_attention(query, key, value, causal)  # one block per row: plain causal
+    plain = torch.nn.functional.scaled_dot_product_attention(query, key, value, is_causal=True)
+    assert (whole_rows - plain).abs().max().item() < 1e-6
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("mode", ["default", "packing"])
+def test_trl_baseline_prints_the_benchmark_keys(mode: str, capsys: pytest.CaptureFixture[str]) -> None:
+    pytest.importorskip("trl")
+    script("trl_baseline").main(["--config", str(TINY_CONFIG), "--mode", mode, "--steps", "1",
+                                 "--warmup_steps", "1"])
+    result = printed_json(capsys)
+    assert KEYS <= set(result)
+    assert (result["trainer"], result["mode"], result["steps"], result["gradient_checkpointing"]) == (
+        "trl", mode, 1, False)
+    assert (result["params"], result["trainable_params"]) == (TINY_PARAMS, TINY_LORA)
+    if mode == "packing":  # one flattened row of whole conversations, no padding at all
+        assert result["padding_free"] is True and result["trained_tokens"] == result["processed_tokens"]
+    else:  # 4 conversations padded to the longest
+        assert 0 < result["trained_tokens"] < result["processed_tokens"] <= 4 * 256

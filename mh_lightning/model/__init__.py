@@ -3,7 +3,7 @@ attention layout (`attention`), LoRA and the one model builder (`lora`), the che
 export file formats (`checkpoint`), the offline tiny models (`tiny`). No Lightning here."""
 
 from mh_lightning.errors import ModelLoadError
-from mh_lightning.model.attention import ExpandedKVFalconAttention, expand_multi_query_kv
+from mh_lightning.model.attention import ExpandedKVFalconAttention, blockwise_causal_attention, expand_multi_query_kv
 from mh_lightning.model.base import (
     LEGACY_FALCON_TYPES,
     DType,
@@ -22,7 +22,7 @@ from mh_lightning.model.lora import DEFAULT_LORA_TARGETS, add_lora, build_lora_m
 
 __all__ = [
     "DEFAULT_LORA_TARGETS", "DType", "ExpandedKVFalconAttention", "LEGACY_FALCON_TYPES", "ModelLoadError",
-    "Quantization", "add_lora", "build_lora_model", "check_quantized", "decoder_linears", "expand_multi_query_kv",
-    "keep_cpu_4bit_weights_trainable", "legacy_falcon_config", "load_base_model", "load_config", "load_tokenizer",
-    "quantization_config", "torch_dtype",
+    "Quantization", "add_lora", "blockwise_causal_attention", "build_lora_model", "check_quantized",
+    "decoder_linears", "expand_multi_query_kv", "keep_cpu_4bit_weights_trainable", "legacy_falcon_config",
+    "load_base_model", "load_config", "load_tokenizer", "quantization_config", "torch_dtype",
 ]

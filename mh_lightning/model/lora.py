@@ -9,7 +9,7 @@ from typing import Any
 import torch
 from transformers import PreTrainedModel
 
-from mh_lightning.model.base import load_base_model
+from mh_lightning.model.base import load_base_model, torch_dtype
 
 DEFAULT_LORA_TARGETS = ("query_key_value", "dense", "dense_h_to_4h", "dense_4h_to_h")
 
@@ -51,9 +51,13 @@ def build_lora_model(hparams: Mapping[str, Any], device: torch.device | str = "c
     """The base model of `hparams` loaded (and quantized) onto `device`, with fresh LoRA adapters.
 
     `hparams` holds the settings of `FalconLoRAModule` (`model_name`, `quantization`,
-    `compute_dtype`, `quant_storage`, `lora_*`, `gradient_checkpointing`): a module's
+    `compute_dtype`, `quant_storage`, `dequantize_once`, `lora_*`, `gradient_checkpointing`): a module's
     hyperparameters, a checkpoint's or an export folder's."""
     h = hparams
     base = load_base_model(h["model_name"], h["quantization"], h["compute_dtype"], device, h["quant_storage"])
+    if h.get("dequantize_once", False):  # checkpoints from before this setting do not have it
+        from mh_lightning.model.dequantized import dequantize_once
+
+        dequantize_once(base, torch_dtype(h["compute_dtype"]))
     return add_lora(base, h["lora_r"], h["lora_alpha"], h["lora_dropout"], h["lora_target_modules"],
                     h["gradient_checkpointing"], quantized=h["quantization"] != "none")
