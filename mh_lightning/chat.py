@@ -85,7 +85,7 @@ class ChatSession:
         of the session), the model's screened answer, the resources footer (questions about
         suicide or self-harm). Only the neutralised user text enters the prompt."""
         guard = self.guard
-        decision = guard.check_input(user_text)
+        decision = guard.check_input(user_text, [asked for asked, _ in self.history])  # earlier user turns
         shown: list[str] = []
 
         def out(text: str) -> None:
