@@ -67,15 +67,15 @@ SPLITS = ("train", "calib", "holdout")
 class Settings:
     """Hyper-parameters, chosen on the calib split (docs/safety.md)."""
 
-    frozen_layers: int = 5  # stock MiniLM layers below the fine-tuned one (6 in all)
+    frozen_layers: int = 4  # stock MiniLM layers below the fine-tuned ones (6 in all)
     max_length: int = 64  # tokens per piece; long messages are also read as sentence pairs
-    epochs: int = 3
+    epochs: int = 4
     batch_size: int = 32
-    lr: float = 1e-4  # fine-tuned layers; the new head learns 10x faster
+    lr: float = 3e-4  # fine-tuned layers; the new heads learn 10x faster
     weight_decay: float = 0.01
     mixtures: int = 400  # mixed messages added to train
     calib_percent: int = 15  # share of the project set's dev rows kept for calibration
-    max_fpr: float = 0.03  # false positives allowed on calib when choosing thresholds (margin below 0.05)
+    max_fpr: float = 0.04  # false positives allowed on calib when choosing thresholds (margin below 0.05)
     output_c: float = 1.0  # inverse L2 strength of the answer head's logistic regression
     output_threshold: float = 0.5  # on the answer head's probability (balanced classes)
     seed: int = 0
@@ -119,18 +119,21 @@ def read_rows(settings: Settings, paths: tuple[Path, ...] = (EVAL_SET, WRITTEN))
     return rows
 
 
-def mixtures(rows: list[dict], count: int, rng: random.Random) -> list[dict]:
-    """Mixed messages: 2-4 calm ones joined, half of them with one crisis message at a random place."""
+def mixtures(rows: list[dict], count: int, rng: random.Random, max_words: int = 45) -> list[dict]:
+    """Mixed messages: calm ones joined, half of them with one crisis message at a random place; at most
+    `max_words` words, so the crisis part is never cut off by max_length (the label would be a lie)."""
     calm = [r["text"] for r in rows if not r["crisis"]]
     crisis = [r for r in rows if r["crisis"]]
     made = []
     for i in range(count):
-        parts = [rng.choice(calm) for _ in range(rng.randint(2, 4))]
-        row = {"crisis": False, "category": "none"}
+        parts, row = [], {"crisis": False, "category": "none"}
         if i % 2 == 0:
             pick = rng.choice(crisis)
-            parts.insert(rng.randint(0, len(parts)), pick["text"])
-            row = {"crisis": True, "category": pick["category"]}
+            parts, row = [pick["text"]], {"crisis": True, "category": pick["category"]}
+        for _ in range(rng.randint(1, 3)):
+            extra = rng.choice(calm)
+            if sum(len(p.split()) for p in parts) + len(extra.split()) <= max_words:
+                parts.insert(rng.randint(0, len(parts)), extra)
         text = " ".join(p.strip() if p.strip()[-1:] in ".!?" else p.strip() + "." for p in parts)
         made.append({**row, "text": text, "split": "train", "source": "mixture"})
     return made
@@ -338,8 +341,17 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--out", type=Path, default=ARTEFACT, help="where the artefact goes")
     parser.add_argument("--dry-run", action="store_true", help="report only, write nothing")
+    parser.add_argument("--set", action="append", default=[], metavar="NAME=VALUE",
+                        help="override a setting for an experiment (the shipped artefact uses the defaults)")
     args = parser.parse_args(argv)
-    tensors, meta = train()
+    defaults = Settings()
+    overrides = {}
+    for item in args.set:
+        name, _, value = item.partition("=")
+        if name not in defaults.__dict__:
+            parser.error(f"--set {item}: unknown setting; known: {', '.join(defaults.__dict__)}")
+        overrides[name] = type(defaults.__dict__[name])(value)
+    tensors, meta = train(Settings(**overrides))
     if not args.dry_run:
         save(tensors, meta, args.out)
         print(f"wrote {args.out} ({args.out.stat().st_size / 1e6:.2f} MB)")
