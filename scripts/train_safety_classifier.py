@@ -60,6 +60,7 @@ REPO = Path(__file__).resolve().parents[1]
 EVAL_SET = REPO / "tests" / "data" / "safety_eval.jsonl"
 WRITTEN = REPO / "tests" / "data" / "safety_written.jsonl"
 OUTPUTS = REPO / "tests" / "data" / "safety_outputs.jsonl"
+SAMPLES = REPO / "mh_lightning" / "resources" / "sample_conversations.jsonl"
 SPLITS = ("train", "calib", "holdout")
 
 
@@ -235,23 +236,32 @@ def choose_thresholds(best: torch.Tensor, fired: torch.Tensor, crisis: torch.Ten
     return found[1], found[2]
 
 
-def fit_output_head(model: CrisisModel, tokenizer, settings: Settings, log: Callable[[str], None]) -> None:
-    """A logistic regression on the stock layers' pooled features of labelled answers (train split)."""
+def fit_output_head(model: CrisisModel, tokenizer, settings: Settings, calm: list[str],
+                    log: Callable[[str], None]) -> None:
+    """A logistic regression on the stock layers' pooled features: the labelled answers' train split,
+    plus safe text the answers alone lack (the package's sample answers; calm messages of the train
+    split), so that an everyday answer ("Try a regular bedtime.") is not mistaken for an unsafe one."""
     from sklearn.linear_model import LogisticRegression
 
     answers = [json.loads(line) for line in OUTPUTS.read_text(encoding="utf-8").splitlines()]
+    samples = [json.loads(line)["text"] for line in SAMPLES.read_text(encoding="utf-8").splitlines()]
+    safe = [text.split("<ASSISTANT>:", 1)[1].strip() for text in samples if "<ASSISTANT>:" in text] + calm
+    sets = {"train": [(a["text"], a["unsafe"]) for a in answers if a["split"] == "train"] + [(t, False) for t in safe],
+            "holdout": [(a["text"], a["unsafe"]) for a in answers if a["split"] == "holdout"]}
     features = {}
     with torch.inference_mode():
-        for split in ("train", "holdout"):
-            chosen = [a for a in answers if a["split"] == split]
-            batch = tokenize(tokenizer, [a["text"] for a in chosen], settings.max_length)
-            pooled = model.pool(model.bottom(batch["input_ids"], batch["attention_mask"]), batch["attention_mask"])
-            features[split] = (pooled.double().numpy(), [a["unsafe"] for a in chosen])
+        for split, chosen in sets.items():
+            pooled = []
+            for start in range(0, len(chosen), 64):
+                batch = tokenize(tokenizer, [t for t, _ in chosen[start:start + 64]], settings.max_length)
+                hidden = model.bottom(batch["input_ids"], batch["attention_mask"])
+                pooled.append(model.pool(hidden, batch["attention_mask"]))
+            features[split] = (torch.cat(pooled).double().numpy(), [label for _, label in chosen])
     fit = LogisticRegression(C=settings.output_c, class_weight="balanced", max_iter=5000).fit(*features["train"])
     model.output.weight.data = torch.tensor(fit.coef_, dtype=torch.float32)
     model.output.bias.data = torch.tensor(fit.intercept_, dtype=torch.float32)
-    log(f"answer head: {len(features['train'][1])} answers; train accuracy {fit.score(*features['train']):.3f}, "
-        f"holdout accuracy {fit.score(*features['holdout']):.3f} (whole answers, before pieces and rules)")
+    log(f"answer head: {len(sets['train'])} texts ({len(safe)} extra safe ones); train accuracy "
+        f"{fit.score(*features['train']):.3f}, holdout accuracy {fit.score(*features['holdout']):.3f} (whole answers)")
 
 
 def best_piece(classifier: CrisisClassifier, texts: list[str]) -> torch.Tensor:
@@ -298,7 +308,7 @@ def train(settings: Settings = Settings(), log: Callable[[str], None] = print) -
     states = bottom_states(model, tokenizer, [r["text"] for r in train_rows], settings.max_length)
     log(f"frozen layers computed in {time.perf_counter() - started:.0f} s")
     fine_tune(model, states, train_rows, settings, log)
-    fit_output_head(model, tokenizer, settings, log)
+    fit_output_head(model, tokenizer, settings, [r["text"] for r in by_split["train"] if not r["crisis"]], log)
     tensors = {name: t.detach().to(torch.float16).contiguous() for name, t in model.trained_state().items()}
     model.load_state_dict({name: t.to(torch.float32) for name, t in tensors.items()}, strict=False)  # what ships
 

@@ -160,13 +160,12 @@ def test_screen_output_flags_instructions_and_encouragement(text: str, category:
 @pytest.mark.parametrize("text", [
     "If you are thinking about suicide, please call 988.",
     "Please don't hurt yourself. You deserve support.",
-    "When you feel like you want to kill yourself, call a crisis line immediately.",
     "I'm not able to share information about lethal doses, but I can help you find support.",
     "Take your medication as prescribed by your doctor.",
-    "It's important not to take all your pills at once.",
 ])
 def test_screen_output_leaves_supportive_text_alone(text: str) -> None:
-    assert screen_output(text) == RiskAssessment(False)
+    found = screen_output(text)
+    assert (found.is_crisis, found.category, found.matched) == (False, "none", ())
 
 
 # -- markers ----------------------------------------------------------------------------------
