@@ -20,7 +20,6 @@ from mh_lightning.safety import (
     Helpline,
     Resources,
     ResourcesError,
-    RiskAssessment,
     SafetyGuard,
     crisis_reply,
     enforce_offline,
