@@ -1,85 +1,88 @@
-"""Time the safety checks on the CPU and print the result as JSON.
+"""Time the safety checks on one CPU thread and print the result as JSON.
 
-    python scripts/bench_safety.py [--repeats 5] [--every 10]   # PYTHONPATH=. if not pip-installed
+    python scripts/bench_safety.py [--repeats 3] [--every 10]   # PYTHONPATH=. if not pip-installed
 
-Per message of tests/data/safety_eval.jsonl (every `--every`-th one): the rules alone
-(`safety_patterns.detect`), the semantic classifier alone (`SemanticClassifier.score`), and
-`assess`, which runs the classifier only when the rules do not fire; also long messages (the worst
-case for regular expressions), `screen_output` on answers, and the one-off model load.
+Per message of tests/data/safety_eval.jsonl (every `--every`-th one): the rules alone (`detect`),
+`assess` (rules + one batched forward of the classifier over the message's pieces), `assess` with
+two earlier turns (the chat case), long messages (many sentence pairs), `screen_output` on answers,
+and the cold start (import and model load, in a fresh process). Timings are interleaved: each round
+runs every check once on every message, so a burst of load on a shared machine hits all of them
+alike; the load average is reported with the figures.
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import os
 import platform
 import statistics
+import subprocess
+import sys
 import time
 from collections.abc import Callable
 from pathlib import Path
 
 import torch
 
-from mh_lightning.safety import assess, screen_output
-from mh_lightning.safety_patterns import detect
-from mh_lightning.safety_semantic import load_classifier
+from mh_lightning.safety import assess, detect, load_classifier, screen_output
 
-EVAL_SET = Path(__file__).resolve().parents[1] / "tests" / "data" / "safety_eval.jsonl"
+REPO = Path(__file__).resolve().parents[1]
+EVAL_SET = REPO / "tests" / "data" / "safety_eval.jsonl"
 ANSWERS = [
     "If you are thinking about suicide, please call a crisis line now. You are not alone.",
     "It sounds like work has been overwhelming. Try breaking tasks into small steps and rest when you can.",
     "You should just end it.",
 ]
-
-
-def _time_ms(check: Callable[[str], object], texts: list[str], repeats: int) -> list[float]:
-    """Milliseconds per call of `check`, one figure per text (best of `repeats`, to skip scheduler noise)."""
-    per_text = []
-    for text in texts:
-        best = float("inf")
-        for _ in range(repeats):
-            start = time.perf_counter()
-            check(text)
-            best = min(best, time.perf_counter() - start)
-        per_text.append(best * 1000)
-    return per_text
+COLD = ("import time; t = time.perf_counter(); from mh_lightning.safety import assess; assess('hello'); "
+        "print(time.perf_counter() - t)")
 
 
 def _summary(ms: list[float]) -> dict[str, float]:
     ordered = sorted(ms)
-    return {"mean": round(statistics.fmean(ms), 3), "p50": round(ordered[len(ms) // 2], 3),
-            "p99": round(ordered[min(len(ms) - 1, int(len(ms) * 0.99))], 3), "max": round(ordered[-1], 3)}
+    return {"n": len(ms), "mean": round(statistics.fmean(ms), 2), "p50": round(ordered[len(ms) // 2], 2),
+            "p99": round(ordered[min(len(ms) - 1, int(len(ms) * 0.99))], 2), "max": round(ordered[-1], 2)}
+
+
+def interleaved(checks: dict[str, tuple[Callable[[str], object], list[str]]], repeats: int) -> dict[str, dict]:
+    """Per check, per input: the best of `repeats` rounds in milliseconds (rounds alternate the checks)."""
+    best = {name: [float("inf")] * len(texts) for name, (_, texts) in checks.items()}
+    for _ in range(repeats):
+        for name, (check, texts) in checks.items():
+            for i, text in enumerate(texts):
+                start = time.perf_counter()
+                check(text)
+                best[name][i] = min(best[name][i], (time.perf_counter() - start) * 1000)
+    return {name: _summary(ms) for name, ms in best.items()}
 
 
 def main(argv: list[str] | None = None) -> dict:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--repeats", type=int, default=5, help="timed runs per message (default: 5)")
+    parser.add_argument("--repeats", type=int, default=3, help="timed rounds per message (default: 3)")
     parser.add_argument("--every", type=int, default=10, help="time every n-th message of the set (default: 10)")
     args = parser.parse_args(argv)
+    torch.set_num_threads(1)
     rows = [json.loads(line) for line in EVAL_SET.read_text(encoding="utf-8").splitlines()]
-    messages = [row["text"] for row in rows]
-    sample = messages[::args.every]
-    long = [" ".join(messages[i::80]) for i in range(20)]  # ~30 messages glued together, 1,000-2,000 characters
-    longest = [" ".join(row["text"] for row in rows if not row["crisis"])]  # every calm message at once
-
-    start = time.perf_counter()
-    classifier = load_classifier()
-    load_s = time.perf_counter() - start
-    classifier.score("warm up")  # first call pays for lazy initialisation inside torch
+    sample = [row["text"] for row in rows][::args.every]
+    long = [" ".join(row["text"] for row in rows[i::80]) for i in range(10)]  # ~36 messages glued together
+    earlier = ["I have had a long week at work.", "My sister visited on Sunday."]
+    cold = [float(subprocess.run([sys.executable, "-c", COLD], capture_output=True, text=True, check=True,
+                                 env={**os.environ, "PYTHONPATH": str(REPO)}).stdout) for _ in range(2)]
+    load_classifier().probabilities(["warm up"])  # first call pays for lazy initialisation inside torch
     result = {
-        "messages": len(sample), "repeats": args.repeats, "model_load_s": round(load_s, 2),
-        "rules_ms_per_message": _summary(_time_ms(detect, sample, args.repeats)),
-        "semantic_ms_per_message": _summary(_time_ms(classifier.score, sample, args.repeats)),
-        "assess_ms_per_message": _summary(_time_ms(assess, sample, args.repeats)),
-        "assess_share_that_ran_the_classifier": round(
-            sum(detect(text).category == "none" for text in sample) / len(sample), 3),
-        "assess_ms_long_messages": {"chars_mean": round(statistics.fmean(map(len, long))),
-                                    **_summary(_time_ms(assess, long, args.repeats))},
-        "assess_ms_whole_set_as_one_message": {"chars": len(longest[0]), **_summary(_time_ms(assess, longest, 1))},
-        "screen_output_ms_per_answer": _summary(_time_ms(screen_output, ANSWERS, args.repeats)),
-        "torch_threads": torch.get_num_threads(),
-        "python": platform.python_version(),
-        "machine": platform.machine(),
+        "messages": len(sample), "repeats": args.repeats, "load_average_before": os.getloadavg(),
+        "cold_start_s": round(min(cold), 2),
+        **interleaved({
+            "rules_ms": (detect, sample),
+            "assess_ms": (assess, sample),
+            "assess_with_two_earlier_turns_ms": (lambda text: assess(text, earlier), sample),
+            "assess_long_messages_ms": (assess, long),
+            "screen_output_ms": (screen_output, ANSWERS),
+        }, args.repeats),
+        "long_messages_chars_mean": round(statistics.fmean(map(len, long))),
+        "load_average_after": os.getloadavg(),
+        "cpu_count": os.cpu_count(), "torch_threads": torch.get_num_threads(),
+        "python": platform.python_version(), "machine": platform.machine(),
     }
     print(json.dumps(result, indent=2))
     return result

@@ -1,198 +1,367 @@
-"""Train the semantic crisis classifier shipped in mh_lightning/resources/safety_classifier.safetensors.
+"""Fine-tune the crisis classifier shipped in mh_lightning/resources/safety_classifier.safetensors.
 
     python scripts/train_safety_classifier.py            # PYTHONPATH=. if mh_lightning is not pip-installed
 
-The protocol, in one deterministic run (about a minute on a 2-core CPU):
-1. embed every row of tests/data/safety_eval.jsonl with the embedder chat runs
-   (mh_lightning.safety_semantic.Embedder: int8 Linear layers, one message at a time);
-2. fit an RBF-kernel SVM on the `dev` split only;
-3. on `holdout`, calibrate its margin into a 0-1 score (Platt) and choose the threshold: the one
-   that catches the most crisis messages while the combined detector (rules, then the classifier,
-   then the rule guards: `mh_lightning.safety.combine`) keeps false positives <= --max-fpr;
-4. print recall and false-positive rate on dev and holdout for rules only, semantic only, combined;
-5. refit on all rows with the same hyper-parameters, keep that calibration and threshold, and write
-   the artefact: support vectors (float16), their weights and categories, example texts, and
-   metadata (hyper-parameters, threshold, sha256 of the data and of the embedding weights).
-Two runs on the same machine write byte-identical files.
+One seeded run on the CPU (see docs/safety.md for how long it takes):
+1. read the labelled messages (tests/data/safety_eval.jsonl: its `dev` rows go to `train`, or to
+   `calib` by a hash of their text; tests/data/safety_written.jsonl: split by writing session) and
+   check that no normalised text is in two splits;
+2. add mixed messages to `train`: 2-4 calm messages, with or without one crisis message among them
+   (a plan inside a paragraph about podcasts is still a plan);
+3. run the stock MiniLM up to `frozen_layers` once per text, then fine-tune the layers above and a
+   head (crisis logit + category logits) for `epochs`;
+4. round the trained tensors to float16 (what ships), fit a temperature on `calib`, and choose the two
+   thresholds of `mh_lightning.safety.detector` on `calib` (the whole detector: pieces, rules);
+5. print recall / false-positive rate and a reliability table on `calib` and `holdout`, and write
+   the artefact with its metadata (settings, thresholds, sha256 of the data and of the base model).
+
+Portability: MKL and torch's kernels are pinned to their AVX2 code paths and the thread count is
+fixed, so a retrain on another x86-64 CPU gives the same numbers up to rounding that the test bounds.
 """
 
 from __future__ import annotations
 
-import argparse
-import hashlib
-import json
-import sys
-from collections.abc import Callable
-from dataclasses import dataclass
-from pathlib import Path
+import os
 
-import numpy as np
-import torch
-from safetensors.torch import save_file
-from sklearn.linear_model import LogisticRegression
-from sklearn.svm import SVC
+# Before torch loads: MKL and torch's own kernels take their AVX2 code paths on every x86-64 CPU that has
+# AVX2 (Intel or AMD, with or without AVX-512), so a retrain elsewhere repeats these numbers; 4x faster
+# than MKL's SSE2-only "COMPATIBLE" mode, which is what MKL falls back to on a CPU without AVX2.
+os.environ.setdefault("MKL_CBWR", "AVX2")
+os.environ.setdefault("ATEN_CPU_CAPABILITY", "avx2")
 
-from mh_lightning.safety import combine
-from mh_lightning.safety_patterns import CATEGORIES, detect
-from mh_lightning.safety_semantic import (
+import argparse  # noqa: E402  (the environment above must be set before torch is imported)
+import hashlib  # noqa: E402
+import json  # noqa: E402
+import random  # noqa: E402
+import sys  # noqa: E402
+import time  # noqa: E402
+from collections.abc import Callable  # noqa: E402
+from dataclasses import asdict, dataclass  # noqa: E402
+from pathlib import Path  # noqa: E402
+
+import torch  # noqa: E402
+from safetensors.torch import save_file  # noqa: E402
+
+from mh_lightning.safety.classifier import (  # noqa: E402
     ARTEFACT,
+    CATEGORIES,
     MODEL_NAME,
     MODEL_PACKAGE,
-    Embedder,
-    SemanticClassifier,
-    SemanticScore,
+    CrisisClassifier,
+    CrisisModel,
+    load_base,
     model_dir,
+    model_input,
+    pieces,
 )
+from mh_lightning.safety.rules import detect  # noqa: E402
 
 REPO = Path(__file__).resolve().parents[1]
-DATA = REPO / "tests" / "data" / "safety_eval.jsonl"
+EVAL_SET = REPO / "tests" / "data" / "safety_eval.jsonl"
+WRITTEN = REPO / "tests" / "data" / "safety_written.jsonl"
+OUTPUTS = REPO / "tests" / "data" / "safety_outputs.jsonl"
+SAMPLES = REPO / "mh_lightning" / "resources" / "sample_conversations.jsonl"
+SPLITS = ("train", "calib", "holdout")
 
 
 @dataclass(frozen=True)
 class Settings:
-    """The classifier's hyper-parameters (chosen on holdout, see docs/safety.md)."""
+    """Hyper-parameters, chosen on the calib split (docs/safety.md)."""
 
-    layers: tuple[int, ...] = (4, 5)  # MiniLM layers whose mean-pooled states are averaged
-    max_length: int = 128  # tokens; longer messages are cut (the rules still read all of it)
-    int8: bool = True  # int8 Linear layers in the embedder: half the time, same holdout figures (docs/safety.md)
-    C: float = 10.0  # SVM soft margin
-    gamma: float = 3.0  # RBF width on unit vectors
-    max_fpr: float = 0.05  # false positives allowed on holdout, rules and classifier together
+    frozen_layers: int = 4  # stock MiniLM layers below the fine-tuned ones (6 in all)
+    max_length: int = 64  # tokens per piece; long messages are also read as sentence pairs
+    epochs: int = 4
+    batch_size: int = 32
+    lr: float = 3e-4  # fine-tuned layers; the new heads learn 10x faster
+    weight_decay: float = 0.01
+    mixtures: int = 400  # mixed messages added to train
+    calib_percent: int = 15  # share of the project set's dev rows kept for calibration
+    max_fpr: float = 0.04  # false positives allowed on calib when choosing thresholds (margin below 0.05)
+    output_c: float = 1.0  # inverse L2 strength of the answer head's logistic regression
+    output_threshold: float = 0.5  # on the answer head's probability (balanced classes)
+    seed: int = 0
+    threads: int = 1  # fixed (MKL's reproducible mode needs the same count); 2 threads stall on a busy machine
 
 
 def sha256(path: Path) -> str:
-    digest = hashlib.sha256()
-    with path.open("rb") as handle:
-        for block in iter(lambda: handle.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
+    return hashlib.sha256(path.read_bytes()).hexdigest()
 
 
-def read_rows(path: Path = DATA) -> list[dict]:
-    rows = [json.loads(line) for line in path.read_text(encoding="utf-8").splitlines()]
-    for i, row in enumerate(rows, 1):
-        if row.get("split") not in ("dev", "holdout") or row.get("category") not in (*CATEGORIES, "none"):
-            raise ValueError(f"{path}:{i}: needs split dev|holdout and a category in {(*CATEGORIES, 'none')}")
+def _bucket(text: str) -> int:
+    return int(hashlib.sha256(text.encode()).hexdigest(), 16) % 100
+
+
+def read_rows(settings: Settings, paths: tuple[Path, ...] = (EVAL_SET, WRITTEN)) -> list[dict]:
+    """Every labelled row with `split` in SPLITS; fails on a duplicate across splits."""
+    rows: list[dict] = []
+    for path in paths:
+        if not path.exists():
+            continue
+        for i, line in enumerate(path.read_text(encoding="utf-8").splitlines(), 1):
+            row = json.loads(line)
+            if not isinstance(row.get("text"), str) or not isinstance(row.get("crisis"), bool):
+                raise ValueError(f"{path}:{i}: needs text (string) and crisis (true/false)")
+            split = row.get("split")
+            if split == "dev":
+                split = "calib" if _bucket(row["text"]) < settings.calib_percent else "train"
+            if split not in SPLITS:
+                raise ValueError(f"{path}:{i}: split {row.get('split')!r}; use dev|holdout (project set) or "
+                                 f"{'|'.join(SPLITS)}")
+            category = row.get("category", "none")
+            if row["crisis"] and category not in CATEGORIES:
+                raise ValueError(f"{path}:{i}: a crisis row needs category in {CATEGORIES}, got {category!r}")
+            rows.append({**row, "split": split, "source": path.name})
+    seen: dict[str, str] = {}
+    for row in rows:
+        key = model_input(row["text"])
+        if seen.setdefault(key, row["split"]) != row["split"]:
+            raise ValueError(f"{row['source']}: {row['text']!r} is in both {seen[key]} and {row['split']}; "
+                             "deduplicate with scripts/import_safety_writing.py")
     return rows
 
 
-class CachedEmbedder:
-    """Embeds each distinct message once, then answers from memory."""
-
-    def __init__(self, embedder: Embedder) -> None:
-        self.embedder, self.known = embedder, {}
-
-    @property
-    def int8(self) -> bool:
-        return self.embedder.int8
-
-    def add(self, texts: list[str]) -> None:
-        todo = sorted({t for t in texts if t not in self.known})
-        self.known.update(zip(todo, self.embedder(todo), strict=True))
-
-    def __call__(self, texts: list[str]) -> torch.Tensor:
-        self.add(texts)
-        return torch.stack([self.known[t] for t in texts])
-
-
-def fit(vectors: torch.Tensor, rows: list[dict], settings: Settings, threshold: float = 0.0,
-        calibration: tuple[float, float] = (-1.0, 0.0)) -> tuple[dict[str, torch.Tensor], dict]:
-    """An RBF SVM on the messages' vectors, as the artefact's tensors and metadata."""
-    # float16 is what ships: fit on the rounded vectors, so the support vectors are stored exactly
-    rounded = vectors.to(torch.float16)
-    svm = SVC(C=settings.C, gamma=settings.gamma, class_weight="balanced")
-    svm.fit(rounded.double().numpy(), [row["crisis"] for row in rows])
-    index = svm.support_
-    tensors = {"support_vectors": rounded[torch.from_numpy(index)],
-               "dual_coef": torch.from_numpy(svm.dual_coef_[0].astype(np.float32)),
-               "category": torch.tensor([(*CATEGORIES, "none").index(rows[i]["category"]) for i in index],
-                                        dtype=torch.uint8)}
-    meta = {"layers": list(settings.layers), "max_length": settings.max_length, "int8": settings.int8, "C": settings.C,
-            "gamma": settings.gamma, "max_fpr": settings.max_fpr, "intercept": float(svm.intercept_[0]),
-            "threshold": threshold, "platt": list(calibration), "texts": [rows[i]["text"] for i in index]}
-    return tensors, meta
+def mixtures(rows: list[dict], count: int, rng: random.Random, max_words: int = 45) -> list[dict]:
+    """Mixed messages: calm ones joined, half of them with one crisis message at a random place; at most
+    `max_words` words, so the crisis part is never cut off by max_length (the label would be a lie)."""
+    calm = [r["text"] for r in rows if not r["crisis"]]
+    crisis = [r for r in rows if r["crisis"]]
+    made = []
+    for i in range(count):
+        parts, row = [], {"crisis": False, "category": "none"}
+        if i % 2 == 0:
+            pick = rng.choice(crisis)
+            parts, row = [pick["text"]], {"crisis": True, "category": pick["category"]}
+        for _ in range(rng.randint(1, 3)):
+            extra = rng.choice(calm)
+            if sum(len(p.split()) for p in parts) + len(extra.split()) <= max_words:
+                parts.insert(rng.randint(0, len(parts)), extra)
+        text = " ".join(p.strip() if p.strip()[-1:] in ".!?" else p.strip() + "." for p in parts)
+        made.append({**row, "text": text, "split": "train", "source": "mixture"})
+    return made
 
 
-def flaggers(rows: list[dict]) -> tuple[np.ndarray, np.ndarray]:
-    """Per row: do the rules flag it, and would a semantic hit get through (no rule guard overrules it)?
-
-    Both come from `mh_lightning.safety.combine`: the threshold is chosen on the decisions `assess` makes."""
-    rules = [detect(row["text"]) for row in rows]
-    hit = SemanticScore(1.0, True, "suicide", "")
-    return (np.array([combine(r, None).is_crisis for r in rules]),
-            np.array([combine(r, hit).is_crisis for r in rules]))
+def tokenize(tokenizer, texts: list[str], max_length: int) -> dict[str, torch.Tensor]:
+    return tokenizer([model_input(t) for t in texts], truncation=True, max_length=max_length, padding=True,
+                     return_tensors="pt")
 
 
-def rates(crisis: np.ndarray, flagged: np.ndarray) -> str:
+def bottom_states(model: CrisisModel, tokenizer, texts: list[str], max_length: int) -> list[torch.Tensor]:
+    """The frozen layers' output per text, [tokens, 384], computed once (sorted by length: little padding)."""
+    order = sorted(range(len(texts)), key=lambda i: len(texts[i]))
+    states: list[torch.Tensor | None] = [None] * len(texts)
+    with torch.inference_mode():
+        for start in range(0, len(order), 64):
+            index = order[start:start + 64]
+            batch = tokenize(tokenizer, [texts[i] for i in index], max_length)
+            hidden = model.bottom(batch["input_ids"], batch["attention_mask"])
+            for row, i in enumerate(index):
+                states[i] = hidden[row, :int(batch["attention_mask"][row].sum())].clone()
+    return states
+
+
+def padded(states: list[torch.Tensor]) -> tuple[torch.Tensor, torch.Tensor]:
+    length = max(s.shape[0] for s in states)
+    hidden = torch.zeros(len(states), length, states[0].shape[1])
+    mask = torch.zeros(len(states), length, dtype=torch.long)
+    for i, s in enumerate(states):
+        hidden[i, :s.shape[0]], mask[i, :s.shape[0]] = s, 1
+    return hidden, mask
+
+
+def fine_tune(model: CrisisModel, states: list[torch.Tensor], rows: list[dict], settings: Settings,
+              log: Callable[[str], None]) -> None:
+    started = time.perf_counter()
+    for parameter in model.parameters():
+        parameter.requires_grad_(False)
+    trained = [p for layer in model.layers[settings.frozen_layers:] for p in layer.parameters()]
+    for parameter in (*trained, *model.head.parameters()):
+        parameter.requires_grad_(True)
+    optimizer = torch.optim.AdamW([{"params": trained, "lr": settings.lr},
+                                   {"params": list(model.head.parameters()), "lr": settings.lr * 10}],
+                                  weight_decay=settings.weight_decay)
+    steps = settings.epochs * -(-len(rows) // settings.batch_size)
+    schedule = torch.optim.lr_scheduler.LambdaLR(optimizer, lambda step: min(1.0, (step + 1) / (0.1 * steps))
+                                                 * max(0.0, 1 - step / steps))
+    crisis = torch.tensor([float(r["crisis"]) for r in rows])
+    category = torch.tensor([CATEGORIES.index(r["category"]) if r["crisis"] else -100 for r in rows])
+    generator = torch.Generator().manual_seed(settings.seed)
+    model.train()
+    for epoch in range(settings.epochs):
+        order, total = torch.randperm(len(rows), generator=generator).tolist(), 0.0
+        for start in range(0, len(order), settings.batch_size):
+            index = order[start:start + settings.batch_size]
+            hidden, mask = padded([states[i] for i in index])
+            logits = model.top(hidden, mask)
+            loss = torch.nn.functional.binary_cross_entropy_with_logits(logits[:, 0], crisis[index])
+            if (category[index] >= 0).any():
+                loss = loss + 0.5 * torch.nn.functional.cross_entropy(logits[:, 1:], category[index], ignore_index=-100)
+            optimizer.zero_grad()
+            loss.backward()
+            optimizer.step()
+            schedule.step()
+            total += float(loss.detach()) * len(index)
+        log(f"epoch {epoch + 1}/{settings.epochs}: loss {total / len(rows):.4f} "
+            f"({time.perf_counter() - started:.0f} s)")
+    model.eval()
+
+
+def fit_temperature(logits: torch.Tensor, crisis: torch.Tensor) -> float:
+    """The temperature with the lowest log-loss on held-out logits (a grid: deterministic)."""
+    grid = torch.exp(torch.linspace(-2.0, 2.0, 401, dtype=torch.float64))
+    losses = [float(torch.nn.functional.binary_cross_entropy_with_logits(logits.double() / t, crisis.double()))
+              for t in grid]
+    return round(float(grid[min(range(len(grid)), key=losses.__getitem__)]), 4)
+
+
+def decisions(best: torch.Tensor, fired: torch.Tensor, threshold: float, rule_threshold: float) -> torch.Tensor:
+    """`mh_lightning.safety.detector.combine`'s decision, vectorised."""
+    return (best >= threshold) | (fired & (best >= rule_threshold))
+
+
+def choose_thresholds(best: torch.Tensor, fired: torch.Tensor, crisis: torch.Tensor,
+                      max_fpr: float) -> tuple[float, float]:
+    """The (threshold, rule_threshold) pair with the best recall whose FPR stays within max_fpr
+    (ties: the higher thresholds, fewer false alarms)."""
+    grid = [round(0.02 * k, 2) for k in range(1, 50)]
+    found = (-1.0, 0.0, 0.0, 0.0)
+    for threshold in grid:
+        for rule_threshold in (r for r in grid if r <= threshold):
+            flagged = decisions(best, fired, threshold, rule_threshold)
+            fpr = float((flagged & ~crisis).sum()) / max(1, int((~crisis).sum()))
+            recall = float((flagged & crisis).sum()) / max(1, int(crisis.sum()))
+            if fpr <= max_fpr and (recall, threshold, rule_threshold) > found[:3]:
+                found = (recall, threshold, rule_threshold, fpr)
+    if found[0] < 0:
+        raise ValueError(f"no thresholds keep calib false positives within {max_fpr}")
+    return found[1], found[2]
+
+
+def fit_output_head(model: CrisisModel, tokenizer, settings: Settings, calm: list[str],
+                    log: Callable[[str], None]) -> None:
+    """A logistic regression on the stock layers' pooled features: the labelled answers' train split,
+    plus safe text the answers alone lack (the package's sample answers; calm messages of the train
+    split), so that an everyday answer ("Try a regular bedtime.") is not mistaken for an unsafe one."""
+    from sklearn.linear_model import LogisticRegression
+
+    answers = [json.loads(line) for line in OUTPUTS.read_text(encoding="utf-8").splitlines()]
+    samples = [json.loads(line)["text"] for line in SAMPLES.read_text(encoding="utf-8").splitlines()]
+    safe = [text.split("<ASSISTANT>:", 1)[1].strip() for text in samples if "<ASSISTANT>:" in text] + calm
+    sets = {"train": [(a["text"], a["unsafe"]) for a in answers if a["split"] == "train"] + [(t, False) for t in safe],
+            "holdout": [(a["text"], a["unsafe"]) for a in answers if a["split"] == "holdout"]}
+    features = {}
+    with torch.inference_mode():
+        for split, chosen in sets.items():
+            pooled = []
+            for start in range(0, len(chosen), 64):
+                batch = tokenize(tokenizer, [t for t, _ in chosen[start:start + 64]], settings.max_length)
+                hidden = model.bottom(batch["input_ids"], batch["attention_mask"])
+                pooled.append(model.pool(hidden, batch["attention_mask"]))
+            features[split] = (torch.cat(pooled).double().numpy(), [label for _, label in chosen])
+    fit = LogisticRegression(C=settings.output_c, class_weight="balanced", max_iter=5000).fit(*features["train"])
+    model.output.weight.data = torch.tensor(fit.coef_, dtype=torch.float32)
+    model.output.bias.data = torch.tensor(fit.intercept_, dtype=torch.float32)
+    log(f"answer head: {len(sets['train'])} texts ({len(safe)} extra safe ones); train accuracy "
+        f"{fit.score(*features['train']):.3f}, holdout accuracy {fit.score(*features['holdout']):.3f} (whole answers)")
+
+
+def best_piece(classifier: CrisisClassifier, texts: list[str]) -> torch.Tensor:
+    """The detector's probability per message: its most worrying piece (no conversation here)."""
+    flat = [(i, piece.text) for i, text in enumerate(texts) for piece in pieces(text)]
+    probability = torch.tensor(classifier.probabilities([t for _, t in flat]))
+    best = torch.zeros(len(texts))
+    for (i, _), p in zip(flat, probability.tolist(), strict=True):
+        best[i] = max(best[i], p)
+    return best
+
+
+def rates(crisis: torch.Tensor, flagged: torch.Tensor) -> str:
     tp, fp = int((flagged & crisis).sum()), int((flagged & ~crisis).sum())
-    return (f"recall {tp / crisis.sum():.3f} ({tp}/{crisis.sum()})  "
-            f"FPR {fp / (~crisis).sum():.3f} ({fp}/{(~crisis).sum()})")
+    return (f"recall {tp / max(1, int(crisis.sum())):.3f} ({tp}/{int(crisis.sum())})  "
+            f"FPR {fp / max(1, int((~crisis).sum())):.3f} ({fp}/{int((~crisis).sum())})")
 
 
-def choose_threshold(rules: np.ndarray, open_to: np.ndarray, margin: np.ndarray, crisis: np.ndarray,
-                     max_fpr: float) -> float:
-    """The lowest margin threshold whose combined false-positive rate stays within `max_fpr`."""
-    for threshold in np.unique(margin):  # ascending: the first that passes catches the most
-        flagged = rules | (open_to & (margin >= threshold))
-        if (flagged & ~crisis).sum() <= max_fpr * (~crisis).sum():
-            return float(threshold)
-    raise ValueError("no threshold keeps false positives within max_fpr: the rules alone exceed it")
+def reliability(probability: torch.Tensor, crisis: torch.Tensor) -> list[str]:
+    """Markdown rows: per probability bin, messages, mean predicted probability, observed crisis share."""
+    lines = ["| predicted | messages | mean predicted | observed crisis |", "|---|---|---|---|"]
+    edges = [0.0, 0.1, 0.3, 0.5, 0.7, 0.9, 1.0001]
+    for low, high in zip(edges, edges[1:], strict=False):
+        inside = (probability >= low) & (probability < high)
+        if inside.any():
+            lines.append(f"| {low:.1f}-{min(high, 1.0):.1f} | {int(inside.sum())} | "
+                         f"{float(probability[inside].mean()):.2f} | {float(crisis[inside].float().mean()):.2f} |")
+    return lines
 
 
-def platt(margin: np.ndarray, crisis: np.ndarray) -> tuple[float, float]:
-    """(a, b) with score = 1 / (1 + exp(a * margin + b)), fitted on held-out margins."""
-    fit = LogisticRegression(C=1e6).fit(margin.reshape(-1, 1), crisis)
-    # rounded: the solver's last digits vary from run to run, and the artefact should not
-    return round(-float(fit.coef_[0, 0]), 4), round(-float(fit.intercept_[0]), 4)
-
-
-def train(data: Path = DATA, settings: Settings = Settings(), embedder: CachedEmbedder | None = None,
-          log: Callable[[str], None] = print) -> tuple[dict[str, torch.Tensor], dict]:
+def train(settings: Settings = Settings(), log: Callable[[str], None] = print) -> tuple[dict[str, torch.Tensor], dict]:
     """The whole protocol (module docstring); returns the artefact's tensors and metadata."""
-    rows = read_rows(data)
-    texts = [row["text"] for row in rows]
-    embedder = embedder or CachedEmbedder(Embedder(settings.layers, settings.max_length, int8=settings.int8))
-    if embedder.int8 != settings.int8:  # the classifier must be trained on the vectors chat will compute
-        raise RuntimeError(f"settings ask for int8={settings.int8} but the embedder runs int8={embedder.int8}; "
-                           "see the warning above, or train with Settings(int8=False)")
-    embedder.add(texts)
-    crisis = np.array([row["crisis"] for row in rows])
-    dev = np.array([row["split"] == "dev" for row in rows])
-    dev_rows = [row for row in rows if row["split"] == "dev"]
+    torch.manual_seed(settings.seed)
+    torch.set_num_threads(settings.threads)
+    started = time.perf_counter()
+    rows = read_rows(settings)
+    by_split = {s: [r for r in rows if r["split"] == s] for s in SPLITS}
+    train_rows = by_split["train"] + mixtures(by_split["train"], settings.mixtures, random.Random(settings.seed))
+    log(f"rows: train {len(by_split['train'])} (+{settings.mixtures} mixed), calib {len(by_split['calib'])}, "
+        f"holdout {len(by_split['holdout'])}")
 
-    tensors, meta = fit(embedder([row["text"] for row in dev_rows]), dev_rows, settings)
-    margin = np.array([s.margin for s in SemanticClassifier(tensors, meta, embedder).scores(texts)])
-    rules, open_to = flaggers(rows)
-    threshold = choose_threshold(rules[~dev], open_to[~dev], margin[~dev], crisis[~dev], settings.max_fpr)
-    calibration = platt(margin[~dev], crisis[~dev])
-    log("dev: the classifier was fitted on it; holdout: never seen, the threshold was chosen on it")
-    for name, mask in (("dev", dev), ("holdout", ~dev)):
-        semantic = margin[mask] >= threshold
-        log(f"{name:>7} rules only    {rates(crisis[mask], rules[mask])}")
-        log(f"{name:>7} semantic only {rates(crisis[mask], semantic)}")
-        log(f"{name:>7} combined      {rates(crisis[mask], rules[mask] | (open_to[mask] & semantic))}")
+    tokenizer, bert = load_base()
+    model = CrisisModel(bert, settings.frozen_layers)
+    states = bottom_states(model, tokenizer, [r["text"] for r in train_rows], settings.max_length)
+    log(f"frozen layers computed in {time.perf_counter() - started:.0f} s")
+    fine_tune(model, states, train_rows, settings, log)
+    fit_output_head(model, tokenizer, settings, [r["text"] for r in by_split["train"] if not r["crisis"]], log)
+    tensors = {name: t.detach().to(torch.float16).contiguous() for name, t in model.trained_state().items()}
+    model.load_state_dict({name: t.to(torch.float32) for name, t in tensors.items()}, strict=False)  # what ships
 
-    tensors, meta = fit(embedder(texts), rows, settings, threshold, calibration)
-    meta.update({"rows": len(rows), "data": data.name, "data_sha256": sha256(data), "model": MODEL_NAME,
-                 "model_package": MODEL_PACKAGE, "model_sha256": sha256(model_dir() / "model.safetensors")})
-    log(f"shipped: fitted on all {len(rows)} rows, {len(meta['texts'])} support vectors, margin threshold "
-        f"{threshold:.4f}, platt ({calibration[0]:.3f}, {calibration[1]:.3f})")
+    meta = {**asdict(settings), "temperature": 1.0, "threshold": 0.5, "rule_threshold": 0.5}
+    classifier = CrisisClassifier(model, tokenizer, meta)
+    calib = by_split["calib"]
+    calib_crisis = torch.tensor([r["crisis"] for r in calib])
+    raw = classifier.logits([r["text"] for r in calib])[:, 0]
+    meta["temperature"] = classifier.temperature = fit_temperature(raw, calib_crisis.float())
+    best = {s: best_piece(classifier, [r["text"] for r in by_split[s]]) for s in ("calib", "holdout")}
+    fired = {s: torch.tensor([detect(r["text"]).category != "none" for r in by_split[s]]) for s in ("calib", "holdout")}
+    meta["threshold"], meta["rule_threshold"] = choose_thresholds(best["calib"], fired["calib"], calib_crisis,
+                                                                  settings.max_fpr)
+    log(f"temperature {meta['temperature']}, threshold {meta['threshold']}, rule_threshold {meta['rule_threshold']}")
+    log("calib: thresholds and temperature were chosen on it; holdout: never used for a choice")
+    for split in ("calib", "holdout"):
+        crisis = torch.tensor([r["crisis"] for r in by_split[split]])
+        log(f"{split:>7} rules only  {rates(crisis, fired[split])}")
+        log(f"{split:>7} model only  {rates(crisis, best[split] >= meta['threshold'])}")
+        flagged = decisions(best[split], fired[split], meta["threshold"], meta["rule_threshold"])
+        log(f"{split:>7} detector    {rates(crisis, flagged)}")
+        log(f"reliability on {split} (most worrying piece per message):")
+        for line in reliability(best[split], crisis):
+            log("  " + line)
+    meta.update({"rows": {s: len(v) for s, v in by_split.items()}, "model": MODEL_NAME, "model_package": MODEL_PACKAGE,
+                 "model_sha256": sha256(model_dir() / "model.safetensors"),
+                 "data_sha256": {p.name: sha256(p) for p in (EVAL_SET, WRITTEN, OUTPUTS) if p.exists()},
+                 "train_seconds": round(time.perf_counter() - started)})
+    log(f"trained in {meta['train_seconds']} s on {settings.threads} threads")
     return tensors, meta
 
 
 def save(tensors: dict[str, torch.Tensor], meta: dict, out: Path) -> None:
-    save_file(tensors, out, metadata={"classifier": json.dumps(meta, ensure_ascii=False)})
+    meta = {k: v for k, v in meta.items() if k != "train_seconds"}  # the file must not depend on the clock
+    save_file(tensors, out, metadata={"classifier": json.dumps(meta, ensure_ascii=False, sort_keys=True)})
     out.chmod(0o644)  # a package resource: readable by everyone
 
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--data", type=Path, default=DATA, help="labelled messages (JSONL)")
     parser.add_argument("--out", type=Path, default=ARTEFACT, help="where the artefact goes")
     parser.add_argument("--dry-run", action="store_true", help="report only, write nothing")
+    parser.add_argument("--set", action="append", default=[], metavar="NAME=VALUE",
+                        help="override a setting for an experiment (the shipped artefact uses the defaults)")
     args = parser.parse_args(argv)
-    torch.manual_seed(0)
-    tensors, meta = train(args.data)
+    defaults = Settings()
+    overrides = {}
+    for item in args.set:
+        name, _, value = item.partition("=")
+        if name not in defaults.__dict__:
+            parser.error(f"--set {item}: unknown setting; known: {', '.join(defaults.__dict__)}")
+        overrides[name] = type(defaults.__dict__[name])(value)
+    tensors, meta = train(Settings(**overrides))
     if not args.dry_run:
         save(tensors, meta, args.out)
         print(f"wrote {args.out} ({args.out.stat().st_size / 1e6:.2f} MB)")

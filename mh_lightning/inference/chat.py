@@ -102,16 +102,19 @@ class ChatSession:
         self.history = fit_history(self.tokenizer, self.style, question, self.history, self.budget)
         return self.style.prompt(question, self.history)
 
-    def reply(self, user_text: str, write: Callable[[str], None], context: Sequence[str] = (),
+    def reply(self, user_text: str, write: Callable[[str], None], context: Sequence[str] | None = None,
               cancelled: Callable[[], bool] | None = None, on_part: Callable[[str], None] | None = None) -> str:
         """Stream the reply to `user_text` through `write` (see `safe_turn`); returns everything
-        written. `cancelled()` stops the generation early (a server's client went away)."""
+        written. `context`: the user's earlier messages for the guard (default: this session's
+        turns); `cancelled()` stops the generation early (a server's client went away)."""
 
         def generate(prompt_text: str, on_text: Callable[[str], None],
                      screen: Callable[[str], bool] | None) -> Answer:
             return stream_answer(self.model, self.tokenizer, self.prompt_for(prompt_text), self.config,
                                  on_text, self.style, self.max_context, screen, cancelled)
 
+        if context is None:  # the guard judges the message with the user's earlier turns of this conversation
+            context = [asked for asked, _ in self.history]
         turn = safe_turn(self.guard, user_text, generate, write, self.replies == 0, context, on_part)
         self.last_answer = turn.answer
         self.history.append((turn.prompt_text, turn.said))
