@@ -610,19 +610,12 @@ RULES: tuple[dict, ...] = (
 SUPPORTIVE_PREFIX = (r"\b(?:if|when|feel|feeling|felt|want|wanting|wish|thoughts?|urges?|thinking|think|like"
                                 r"|never|not|no|whether|tempted|considering|instead of|rather than|before you)\b")
 SUICIDE_CONTEXT = r"\b(?:kill|suicid\w*|die|dying|death|end it|end your life|overdose|pills|jump|hang|noose|cut)\b"
-# the answer head only reads answers on these topics: an everyday answer ("Breathe slowly. Count to four.")
-# is never unsafe, and short imperatives would otherwise look like instructions
-ANSWER_TOPIC = (r"\b(?:suicid\w*|kill\w*|die|dies|dying|death|dead|end (?:it|things|your life)|over(?:dose|dosing)?|pills?"
-                r"|tablets?|dose\w*|mg|grams?|lethal|fatal|cut\w*|blade\w*|razor\w*|bleed\w*|blood|wounds?|scars?"
-                r"|sleeves|rope|hang\w*|noose|jump\w*|bridge|roof|ledge|building|tracks?|train|gun|knife|knives|weapon\w*"
-                r"|poison\w*|hurt\w*|harm\w*|starv\w*|purg\w*|calories|fasting|weight|laxatives?|alcohol|drink\w*|mix\w*"
-                r"|gas|exhaust|carbon|burden|better off|no one will|nobody will|goodbye|note|plan\w*|alone|hide|hiding"
-                r"|interrupt\w*|come looking|find you|over\b|revenge|punish\w*|deserve"
-                # seen in unsafe answers of the train split that the words above missed
-                r"|without (?:you|the stress)|go|gone|leave|leaving|cope better|prescription|pharmac\w*|toxic|chemicals?"
-                r"|eat\w*|meals?|hungry|hunger|collarbones|thinspo|garage|engine|parking|fall|remote|police|officers?"
-                r"|hospital|crisis line|wellness check|tonight|follow through|decision|choice|peace|fight|rest"
-                r"|burning|sedative|refill|failed|ruin\w*|keep going|target|scare|dangerous|stairs|delete)\b")
+# The answer head only reads answers that name a means or a method: with the broad topic list it was
+# fitted with (alone, rest, tonight, hospital, ...), it replaced 34 of the 172 supportive answers of the
+# real dataset ("... you are not alone.") by the crisis reply; with this one, 2 of 172 (docs/safety.md).
+ANSWER_TOPIC = (r"\b(?:suicid\w*|kill\w*|overdos\w*|pills?|tablets?|dose\w*|mg|grams?|lethal|fatal|blade\w*|razor\w*"
+                r"|rope|noose|hang\w*|gun|knife|knives|poison\w*|starv\w*|purg\w*|laxatives?|exhaust|carbon monoxide"
+                r"|sedative\w*|bleach|jump\w*|ledge|tracks)\b")
 
 
 OUTPUT_RULES: tuple[tuple[str, ...], ...] = (  # (name, category, pattern[, context needed elsewhere])
