@@ -3,8 +3,9 @@
     python scripts/import_safety_writing.py --messages DIR [DIR ...] --outputs DIR
 
 Each DIR holds JSONL files. Messages: text, crisis (bool), category, informational (bool),
-phenomenon, session. Outputs (model-like answers): text, unsafe (bool), kind, session; split by file (every 4th from the
-last is holdout).
+phenomenon, session; optional context (the user's earlier turns of a conversation, oldest first:
+the row is labelled at its last turn). Outputs (model-like answers): text, unsafe (bool), kind,
+session; split by file (every 4th from the last is holdout).
 
 Splits: whole writing sessions go to `holdout` or `calib`, never to `train` (sorted session names:
 every 5th from the first is holdout, every 5th from the fourth is calib). Duplicates: two rows whose
@@ -25,7 +26,7 @@ from mh_lightning.safety.classifier import CATEGORIES, model_input
 
 DATA = Path(__file__).resolve().parents[1] / "tests" / "data"
 EVAL_SET, WRITTEN, OUTPUTS = DATA / "safety_eval.jsonl", DATA / "safety_written.jsonl", DATA / "safety_outputs.jsonl"
-MESSAGE_FIELDS = ("text", "crisis", "category", "informational", "phenomenon", "session")
+MESSAGE_FIELDS = ("text", "crisis", "category", "informational", "phenomenon", "session", "context")
 OUTPUT_FIELDS = ("text", "unsafe", "kind", "session", "part")
 
 
@@ -43,7 +44,13 @@ def read_dir(folder: Path, fields: tuple[str, ...], flag: str) -> list[dict]:
                 raise SystemExit(f"{path}:{i}: needs text (string), {flag} (true/false) and session")
             if flag == "crisis" and row["crisis"] and row.get("category") not in CATEGORIES:
                 raise SystemExit(f"{path}:{i}: a crisis row needs category in {CATEGORIES}")
-            rows.append({k: row.get(k, path.stem) if k == "part" else row.get(k) for k in fields})
+            context = row.get("context")
+            if context is not None and (not isinstance(context, list) or not all(isinstance(t, str) for t in context)):
+                raise SystemExit(f"{path}:{i}: context must be a list of earlier user turns (strings), oldest first")
+            found = {k: row.get(k, path.stem) if k == "part" else row.get(k) for k in fields}
+            if "context" in found and not context:
+                del found["context"]  # a single message: no earlier turns
+            rows.append(found)
     return rows
 
 
@@ -70,7 +77,7 @@ def main(argv: list[str] | None = None) -> int:
     tagged = [("project", row) for row in project] + [("written", row) for row in written]
     kept: dict[str, tuple[int, int]] = {}
     for n, (source, row) in enumerate(tagged):
-        key, order = model_input(row["text"]), rank[(source, row["split"])]
+        key, order = model_input(" ".join([*row.get("context", ()), row["text"]])), rank[(source, row["split"])]
         if key not in kept or order < kept[key][0]:
             kept[key] = (order, n)
     survivors = {n for _, n in kept.values()}

@@ -49,6 +49,7 @@ from mh_lightning.safety.classifier import (  # noqa: E402
     MODEL_PACKAGE,
     CrisisClassifier,
     CrisisModel,
+    conversation,
     load_base,
     model_dir,
     model_input,
@@ -113,18 +114,24 @@ def read_rows(settings: Settings, paths: tuple[Path, ...] = (EVAL_SET, WRITTEN))
             rows.append({**row, "split": split, "source": path.name})
     seen: dict[str, str] = {}
     for row in rows:
-        key = model_input(row["text"])
+        key = model_input(training_text(row))
         if seen.setdefault(key, row["split"]) != row["split"]:
             raise ValueError(f"{row['source']}: {row['text']!r} is in both {seen[key]} and {row['split']}; "
                              "deduplicate with scripts/import_safety_writing.py")
     return rows
 
 
+def training_text(row: dict) -> str:
+    """What the classifier learns a row from: the message, or for a labelled conversation the
+    conversation piece the detector reads (its last earlier turns with the message)."""
+    return conversation(row["text"], row.get("context") or ()) or row["text"]
+
+
 def mixtures(rows: list[dict], count: int, rng: random.Random, max_words: int = 45) -> list[dict]:
     """Mixed messages: calm ones joined, half of them with one crisis message at a random place; at most
     `max_words` words, so the crisis part is never cut off by max_length (the label would be a lie)."""
-    calm = [r["text"] for r in rows if not r["crisis"]]
-    crisis = [r for r in rows if r["crisis"]]
+    calm = [r["text"] for r in rows if not r["crisis"] and not r.get("context")]
+    crisis = [r for r in rows if r["crisis"] and not r.get("context")]
     made = []
     for i in range(count):
         parts, row = [], {"crisis": False, "category": "none"}
@@ -264,11 +271,12 @@ def fit_output_head(model: CrisisModel, tokenizer, settings: Settings, calm: lis
         f"{fit.score(*features['train']):.3f}, holdout accuracy {fit.score(*features['holdout']):.3f} (whole answers)")
 
 
-def best_piece(classifier: CrisisClassifier, texts: list[str]) -> torch.Tensor:
-    """The detector's probability per message: its most worrying piece (no conversation here)."""
-    flat = [(i, piece.text) for i, text in enumerate(texts) for piece in pieces(text)]
+def best_piece(classifier: CrisisClassifier, rows: list[dict]) -> torch.Tensor:
+    """The detector's probability per row: its most worrying piece (with the conversation piece
+    for a labelled conversation)."""
+    flat = [(i, piece.text) for i, row in enumerate(rows) for piece in pieces(row["text"], row.get("context") or ())]
     probability = torch.tensor(classifier.probabilities([t for _, t in flat]))
-    best = torch.zeros(len(texts))
+    best = torch.zeros(len(rows))
     for (i, _), p in zip(flat, probability.tolist(), strict=True):
         best[i] = max(best[i], p)
     return best
@@ -305,7 +313,7 @@ def train(settings: Settings = Settings(), log: Callable[[str], None] = print) -
 
     tokenizer, bert = load_base()
     model = CrisisModel(bert, settings.frozen_layers)
-    states = bottom_states(model, tokenizer, [r["text"] for r in train_rows], settings.max_length)
+    states = bottom_states(model, tokenizer, [training_text(r) for r in train_rows], settings.max_length)
     log(f"frozen layers computed in {time.perf_counter() - started:.0f} s")
     fine_tune(model, states, train_rows, settings, log)
     fit_output_head(model, tokenizer, settings, [r["text"] for r in by_split["train"] if not r["crisis"]], log)
@@ -316,9 +324,9 @@ def train(settings: Settings = Settings(), log: Callable[[str], None] = print) -
     classifier = CrisisClassifier(model, tokenizer, meta)
     calib = by_split["calib"]
     calib_crisis = torch.tensor([r["crisis"] for r in calib])
-    raw = classifier.logits([r["text"] for r in calib])[:, 0]
+    raw = classifier.logits([training_text(r) for r in calib])[:, 0]
     meta["temperature"] = classifier.temperature = fit_temperature(raw, calib_crisis.float())
-    best = {s: best_piece(classifier, [r["text"] for r in by_split[s]]) for s in ("calib", "holdout")}
+    best = {s: best_piece(classifier, by_split[s]) for s in ("calib", "holdout")}
     fired = {s: torch.tensor([detect(r["text"]).category != "none" for r in by_split[s]]) for s in ("calib", "holdout")}
     meta["threshold"], meta["rule_threshold"] = choose_thresholds(best["calib"], fired["calib"], calib_crisis,
                                                                   settings.max_fpr)

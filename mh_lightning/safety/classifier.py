@@ -75,10 +75,17 @@ def pieces(text: str, context: Sequence[str] = ()) -> list[Piece]:
     parts = sentences(text)
     if len(parts) >= 3:
         found += [Piece("sentences", " ".join(parts[i:i + 2])) for i in range(len(parts) - 1)]
-    earlier = [turn for turn in context if turn.strip()][-CONTEXT_TURNS:]
-    if earlier:
-        found.append(Piece("conversation", " ".join(earlier + [text])))
+    joined = conversation(text, context)
+    if joined is not None:
+        found.append(Piece("conversation", joined))
     return found
+
+
+def conversation(text: str, context: Sequence[str]) -> str | None:
+    """The conversation piece: the last CONTEXT_TURNS earlier user turns and the message, joined
+    (None without earlier turns). Training reads labelled conversations the same way."""
+    earlier = [turn for turn in context if turn.strip()][-CONTEXT_TURNS:]
+    return " ".join(earlier + [text]) if earlier else None
 
 
 @contextmanager
