@@ -14,69 +14,9 @@ from __future__ import annotations
 import argparse
 import json
 import sys
-from collections import defaultdict
 from pathlib import Path
 
-from mh_lightning.safety import assess
-
-
-def read(path: Path, split: str | None) -> list[dict]:
-    rows = []
-    for i, line in enumerate(path.read_text(encoding="utf-8").splitlines(), 1):
-        if not line.strip():
-            continue
-        row = json.loads(line)
-        if not isinstance(row.get("text"), str) or not isinstance(row.get("crisis"), bool):
-            raise SystemExit(f"{path}:{i}: needs text (string) and crisis (true/false)")
-        if split is None or row.get("split") == split:
-            rows.append(row)
-    if not rows:
-        raise SystemExit(f"{path}: no rows" + (f" with split {split!r}" if split else ""))
-    return rows
-
-
-def evaluate(rows: list[dict]) -> dict:
-    """Counts, rates, per-phenomenon table and the errors, for rows with text and crisis."""
-    table: dict[str, dict[str, int]] = defaultdict(lambda: {"crisis": 0, "caught": 0, "calm": 0, "flagged": 0})
-    errors = []
-    for row in rows:
-        found = assess(row["text"], row.get("context") or ())
-        group = table[str(row.get("phenomenon") or row.get("kind") or "-")]
-        if row["crisis"]:
-            group["crisis"] += 1
-            group["caught"] += found.is_crisis
-        else:
-            group["calm"] += 1
-            group["flagged"] += found.is_crisis
-        if found.is_crisis != row["crisis"]:
-            errors.append({"kind": "miss" if row["crisis"] else "false alarm", "text": row["text"],
-                           "phenomenon": row.get("phenomenon") or row.get("kind"), "matched": list(found.matched)})
-    crisis = sum(g["crisis"] for g in table.values())
-    calm = sum(g["calm"] for g in table.values())
-    caught = sum(g["caught"] for g in table.values())
-    flagged = sum(g["flagged"] for g in table.values())
-    return {"messages": len(rows), "crisis": crisis, "caught": caught, "calm": calm, "flagged": flagged,
-            "recall": round(caught / crisis, 4) if crisis else None,
-            "fpr": round(flagged / calm, 4) if calm else None,
-            "phenomena": dict(sorted(table.items())), "errors": errors}
-
-
-def markdown(name: str, result: dict) -> str:
-    lines = [f"## {name}", "",
-             f"recall **{result['recall']}** ({result['caught']}/{result['crisis']}), "
-             f"false-positive rate **{result['fpr']}** ({result['flagged']}/{result['calm']}), "
-             f"{result['messages']} messages", "",
-             "| phenomenon | crisis caught | calm flagged |", "|---|---|---|"]
-    for phenomenon, g in result["phenomena"].items():
-        caught = f"{g['caught']}/{g['crisis']}" if g["crisis"] else "-"
-        flagged = f"{g['flagged']}/{g['calm']}" if g["calm"] else "-"
-        lines.append(f"| {phenomenon} | {caught} | {flagged} |")
-    if result["errors"]:
-        lines += ["", "| error | phenomenon | text | matched |", "|---|---|---|---|"]
-        for e in result["errors"]:
-            text = e["text"].replace("|", "/").replace("\n", " ")
-            lines.append(f"| {e['kind']} | {e['phenomenon']} | {text} | {'; '.join(e['matched']).replace('|', '/')} |")
-    return "\n".join(lines)
+from mh_lightning.safety.evaluation import evaluate, markdown, read
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -87,7 +27,11 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     results = {}
     for path in args.files:
-        results[str(path)] = evaluate(read(path, args.split))
+        try:
+            rows = read(path, args.split)
+        except (OSError, ValueError) as err:
+            parser.error(str(err))
+        results[str(path)] = evaluate(rows)
         print(markdown(f"{path}" + (f" ({args.split})" if args.split else ""), results[str(path)]) + "\n")
     if args.json:
         args.json.write_text(json.dumps(results, indent=2, ensure_ascii=False), encoding="utf-8")

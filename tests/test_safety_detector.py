@@ -4,7 +4,6 @@ chat CLI, and output screening on labelled model answers."""
 
 from __future__ import annotations
 
-import importlib.util
 import json
 import os
 import subprocess
@@ -20,10 +19,12 @@ from mh_lightning.safety import (
     SafetyGuard,
     assess,
     crisis_reply,
+    evaluation,
     judge,
     load_resources,
     resources_footer,
     screen_output,
+    training,
 )
 from mh_lightning.safety.classifier import ARTEFACT, CrisisClassifier, model_dir, model_input, read_metadata
 
@@ -33,16 +34,6 @@ BLIND = sorted((DATA / "blind").glob("*.jsonl"))
 LETTERS = ["I wrote letters to everyone I love", "I have what I need in the cabinet", "tonight is the night"]
 
 
-def _script(name: str):
-    path = REPO / "scripts" / f"{name}.py"
-    spec = importlib.util.spec_from_file_location(name, path)
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[spec.name] = module  # dataclasses look their module up while the script is being loaded
-    spec.loader.exec_module(module)
-    return module
-
-
-TRAINING, EVALUATION = _script("train_safety_classifier"), _script("eval_safety")
 
 
 def _rows(name: str) -> list[dict]:
@@ -52,7 +43,7 @@ def _rows(name: str) -> list[dict]:
 # -- data ---------------------------------------------------------------------------------------
 def test_labelled_sets_are_deduplicated_and_split_by_session() -> None:
     project, written = _rows("safety_eval.jsonl"), _rows("safety_written.jsonl")
-    keys = [model_input(row["text"]) for row in project + written]
+    keys = [model_input(training.training_text(row)) for row in project + written]  # a conversation: with its turns
     assert len(set(keys)) == len(keys), "normalised duplicates: rerun scripts/import_safety_writing.py"
     assert {row["split"] for row in project} == {"dev", "holdout"}
     sessions: dict[str, set[str]] = {}
@@ -75,7 +66,7 @@ def _holdout() -> list[dict]:
 
 @pytest.fixture(scope="module")
 def holdout_result() -> dict:
-    return EVALUATION.evaluate(_holdout())
+    return evaluation.evaluate(_holdout())
 
 
 @pytest.mark.slow
@@ -83,7 +74,7 @@ def test_recall_and_false_positive_rate_on_the_holdout_split(holdout_result: dic
     """Never used for a choice: the thresholds and the temperature come from the calib split. The
     floors are the shipped detector's figures (docs/safety.md: 549/630 and 38/725), so a regression fails."""
     result = holdout_result
-    print(EVALUATION.markdown("holdout", {**result, "errors": result["errors"][:40]}))
+    print(evaluation.markdown("holdout", {**result, "errors": result["errors"][:40]}))
     assert (result["crisis"], result["calm"]) == (630, 725)
     assert result["caught"] >= 549 and result["flagged"] <= 38
 
@@ -103,8 +94,8 @@ BLIND_FIRST_RUN = {"blind_a": (181, 13), "blind_b": (161, 15), "blind_c": (180, 
 @pytest.fixture(scope="module", params=BLIND, ids=[path.stem for path in BLIND])
 def blind_result(request: pytest.FixtureRequest) -> tuple[str, dict]:
     path = request.param
-    result = EVALUATION.evaluate(EVALUATION.read(path, None))
-    print(EVALUATION.markdown(path.name, result))
+    result = evaluation.evaluate(evaluation.read(path, None))
+    print(evaluation.markdown(path.name, result))
     return path.stem, result
 
 
@@ -132,12 +123,12 @@ def test_a_blind_set_reaches_the_target(blind_result: tuple[str, dict]) -> None:
 def test_shipped_artefact_is_small_and_names_its_data_and_base_model() -> None:
     fix = "retrain: PYTHONPATH=. python scripts/train_safety_classifier.py"
     meta, tensors = read_metadata(), load_file(ARTEFACT)
-    settings = TRAINING.Settings()
+    settings = training.Settings()
     for key, value in settings.__dict__.items():
         assert meta[key] == value, (key, fix)
     for name in ("safety_eval.jsonl", "safety_written.jsonl"):
-        assert meta["data_sha256"][name] == TRAINING.sha256(DATA / name), f"{name} changed since training; {fix}"
-    assert meta["model_sha256"] == TRAINING.sha256(model_dir() / "model.safetensors"), f"other base weights; {fix}"
+        assert meta["data_sha256"][name] == training.sha256(DATA / name), f"{name} changed since training; {fix}"
+    assert meta["model_sha256"] == training.sha256(model_dir() / "model.safetensors"), f"other base weights; {fix}"
     assert ARTEFACT.stat().st_size < 10_000_000
     assert sorted({name.split(".")[1] for name in tensors if name.startswith("layers.")}) == ["4", "5"]
     assert 0 < meta["rule_threshold"] <= meta["threshold"] < 1 and meta["temperature"] > 0

@@ -1,0 +1,74 @@
+"""Measure the crisis detector on labelled messages: recall, false-positive rate, per phenomenon, errors.
+
+Rows are dicts with `text` and `crisis` (true/false); optional `phenomenon` (or `kind`) groups the
+table, `context` (a list of earlier user turns, oldest first) is passed to the detector. Used by
+scripts/eval_safety.py and the tests.
+"""
+
+from __future__ import annotations
+
+import json
+from collections import defaultdict
+from pathlib import Path
+
+from mh_lightning.safety.detector import assess
+
+
+def read(path: Path, split: str | None) -> list[dict]:
+    """The rows of a JSONL file (those of `split` when given); ValueError names the file and line."""
+    rows = []
+    for i, line in enumerate(path.read_text(encoding="utf-8").splitlines(), 1):
+        if not line.strip():
+            continue
+        row = json.loads(line)
+        if not isinstance(row.get("text"), str) or not isinstance(row.get("crisis"), bool):
+            raise ValueError(f"{path}:{i}: needs text (string) and crisis (true/false)")
+        if split is None or row.get("split") == split:
+            rows.append(row)
+    if not rows:
+        raise ValueError(f"{path}: no rows" + (f" with split {split!r}" if split else ""))
+    return rows
+
+
+def evaluate(rows: list[dict]) -> dict:
+    """Counts, rates, per-phenomenon table and the errors, for rows with text and crisis."""
+    table: dict[str, dict[str, int]] = defaultdict(lambda: {"crisis": 0, "caught": 0, "calm": 0, "flagged": 0})
+    errors = []
+    for row in rows:
+        found = assess(row["text"], row.get("context") or ())
+        group = table[str(row.get("phenomenon") or row.get("kind") or "-")]
+        if row["crisis"]:
+            group["crisis"] += 1
+            group["caught"] += found.is_crisis
+        else:
+            group["calm"] += 1
+            group["flagged"] += found.is_crisis
+        if found.is_crisis != row["crisis"]:
+            errors.append({"kind": "miss" if row["crisis"] else "false alarm", "text": row["text"],
+                           "phenomenon": row.get("phenomenon") or row.get("kind"), "matched": list(found.matched)})
+    crisis = sum(g["crisis"] for g in table.values())
+    calm = sum(g["calm"] for g in table.values())
+    caught = sum(g["caught"] for g in table.values())
+    flagged = sum(g["flagged"] for g in table.values())
+    return {"messages": len(rows), "crisis": crisis, "caught": caught, "calm": calm, "flagged": flagged,
+            "recall": round(caught / crisis, 4) if crisis else None,
+            "fpr": round(flagged / calm, 4) if calm else None,
+            "phenomena": dict(sorted(table.items())), "errors": errors}
+
+
+def markdown(name: str, result: dict) -> str:
+    lines = [f"## {name}", "",
+             f"recall **{result['recall']}** ({result['caught']}/{result['crisis']}), "
+             f"false-positive rate **{result['fpr']}** ({result['flagged']}/{result['calm']}), "
+             f"{result['messages']} messages", "",
+             "| phenomenon | crisis caught | calm flagged |", "|---|---|---|"]
+    for phenomenon, g in result["phenomena"].items():
+        caught = f"{g['caught']}/{g['crisis']}" if g["crisis"] else "-"
+        flagged = f"{g['flagged']}/{g['calm']}" if g["calm"] else "-"
+        lines.append(f"| {phenomenon} | {caught} | {flagged} |")
+    if result["errors"]:
+        lines += ["", "| error | phenomenon | text | matched |", "|---|---|---|---|"]
+        for e in result["errors"]:
+            text = e["text"].replace("|", "/").replace("\n", " ")
+            lines.append(f"| {e['kind']} | {e['phenomenon']} | {text} | {'; '.join(e['matched']).replace('|', '/')} |")
+    return "\n".join(lines)
