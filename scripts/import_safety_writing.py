@@ -5,7 +5,7 @@
 Each DIR holds JSONL files. Messages: text, crisis (bool), category, informational (bool),
 phenomenon, session; optional context (the user's earlier turns of a conversation, oldest first:
 the row is labelled at its last turn). Outputs (model-like answers): text, unsafe (bool), kind,
-session; split by file (every 4th from the last is holdout).
+session; split by file (per writer, every 4th file from the last is holdout).
 
 Splits: whole writing sessions go to `holdout` or `calib`, never to `train` (sorted session names:
 every 5th from the first is holdout, every 5th from the fourth is calib). Duplicates: two rows whose
@@ -95,9 +95,11 @@ def main(argv: list[str] | None = None) -> int:
             if model_input(row["text"]) not in seen:
                 seen.add(model_input(row["text"]))
                 answers.append(row)
-        # one writing session so far: its last file is the holdout (whole files, never shared)
-        parts = sorted({(row["session"], row["part"]) for row in answers})
-        holdout = {parts[i] for i in range(len(parts) - 1, -1, -4)}
+        # per writer (the session name before "-s"): whole files, every 4th from the last is holdout
+        holdout, writer = set(), lambda row: row["session"].split("-s")[0]
+        for name in sorted({writer(row) for row in answers}):
+            parts = sorted({(row["session"], row["part"]) for row in answers if writer(row) == name})
+            holdout |= {parts[i] for i in range(len(parts) - 1, -1, -4)}
         for row in answers:
             row["split"] = "holdout" if (row["session"], row["part"]) in holdout else "train"
         OUTPUTS.write_text("".join(json.dumps(r, ensure_ascii=False) + "\n" for r in answers), encoding="utf-8")
