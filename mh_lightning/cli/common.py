@@ -17,15 +17,16 @@ import shutil
 import sys
 import tempfile
 import warnings
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, fields
 from pathlib import Path
+from types import ModuleType
 from typing import Any, NoReturn, TypeVar
 
 import yaml
 from jsonargparse import ArgumentParser, DefaultHelpFormatter, Namespace
 
-from mh_lightning.errors import DEBUG_FLAG, UsageError, one_line
+from mh_lightning.errors import DEBUG_FLAG, UsageError, one_line, run_command
 from mh_lightning.inference.generation import Answer, GenerationConfig, prompt_budget
 from mh_lightning.inference.loading import LoadedModel, default_device, load_base_only, load_model
 from mh_lightning.model.base import DType, Quantization
@@ -56,6 +57,26 @@ def new_parser(prog: str, description: str | None) -> Parser:
                              "command does not use are ignored); repeat to stack files, flags win")
     parser.add_argument(DEBUG_FLAG, action="store_true", help="show the traceback of an error, not one line")
     return parser
+
+
+def entry_point(run: Callable[[list[str]], int]) -> Callable[[Sequence[str] | None], int]:
+    """A subcommand's `main(argv=None)`: `run` under the one error policy (a mistake a user can fix
+    is one `error: ...` line and exit code 2; anything else shows its traceback)."""
+
+    def main(argv: Sequence[str] | None = None) -> int:
+        return run_command(run, argv)
+
+    return main
+
+
+def moved_names(library: ModuleType) -> Callable[[str], Any]:
+    """A module `__getattr__` for a subcommand whose library part moved to `library`: the names the
+    module held before (`from mh_lightning.chat import fit_history`) keep working."""
+
+    def find(name: str) -> Any:
+        return getattr(library, name)
+
+    return find
 
 
 # -- flags and config files ----------------------------------------------------------------
@@ -270,6 +291,17 @@ class SafetyOptions:
         if self.no_safety:
             print(NO_SAFETY_WARNING, file=sys.stderr)
         return guard
+
+
+def load_guarded(args: Namespace) -> tuple[LoadedModel, SafetyGuard]:
+    """What generate and chat set up from their parsed flags: the safety guard first (a bad
+    --region fails before minutes of loading), then quiet output and the model, with the guard
+    told the prompt style the checkpoint was trained with (to neutralise its turn markers)."""
+    guard = take(SafetyOptions, args).guard()
+    setup_cli()
+    model, tokenizer, style, metadata = take(ModelOptions, args).load()
+    guard.style = style
+    return LoadedModel(model, tokenizer, style, metadata), guard
 
 
 def inference_parser(prog: str, description: str | None) -> Parser:
