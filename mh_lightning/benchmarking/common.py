@@ -95,7 +95,7 @@ class Meter:
         self.steps = 0
 
     def count(self, batch: dict[str, Any]) -> None:
-        from mh_lightning.throughput import batch_token_counts
+        from mh_lightning.training.throughput import batch_token_counts
 
         trained, processed = batch_token_counts(batch)
         self.trained = self.trained + trained
@@ -107,6 +107,28 @@ class Meter:
         elif step > self.warmup_steps:
             self.steps += 1
             self.end, self.cpu_end = synced_time(), time.process_time()
+
+    def clock(self) -> Any:
+        """A transformers `TrainerCallback` that calls `step_done` as each optimizer step ends."""
+        from transformers import TrainerCallback
+
+        meter = self
+
+        class StepClock(TrainerCallback):
+            def on_train_begin(self, args: Any, state: Any, control: Any, **kwargs: Any) -> None:
+                meter.step_done(0)  # with no warm-up, the window opens here
+
+            def on_step_end(self, args: Any, state: Any, control: Any, **kwargs: Any) -> None:
+                meter.step_done(state.global_step)
+
+        return StepClock()
+
+    def summary(self) -> dict[str, Any]:
+        """The measured window's figures, keyed as the project's own benchmark reports them."""
+        from mh_lightning.training.throughput import window_summary
+
+        return window_summary(self.steps, float(self.trained), self.processed, self.end - self.start,
+                              self.cpu_end - self.cpu_start)
 
 
 def synced_time() -> float:

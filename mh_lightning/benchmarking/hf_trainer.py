@@ -51,10 +51,9 @@ def recipe_model(h: Any, device: torch.device) -> torch.nn.Module:
 
 def run(cli_args: list[str], steps: int, warmup_steps: int, group_by_length: bool) -> dict[str, Any]:
     import datasets
-    from transformers import DataCollatorForLanguageModeling, Trainer, TrainerCallback, TrainingArguments
+    from transformers import DataCollatorForLanguageModeling, Trainer, TrainingArguments
 
     from mh_lightning.training.cli import cli_main
-    from mh_lightning.training.throughput import window_summary
 
     # The training CLI parses the configs and overrides: the same settings as the benchmark.
     cli = cli_main(cli_args, run=False)
@@ -72,13 +71,6 @@ def run(cli_args: list[str], steps: int, warmup_steps: int, group_by_length: boo
         def training_step(self, model: torch.nn.Module, inputs: dict[str, Any], *args: Any, **kwargs: Any):
             meter.count(inputs)
             return super().training_step(model, inputs, *args, **kwargs)
-
-    class StepClock(TrainerCallback):
-        def on_train_begin(self, args: Any, state: Any, control: Any, **kwargs: Any) -> None:
-            meter.step_done(0)  # with no warm-up, the window opens here
-
-        def on_step_end(self, args: Any, state: Any, control: Any, **kwargs: Any) -> None:
-            meter.step_done(state.global_step)
 
     args = TrainingArguments(
         output_dir=tempfile.mkdtemp(prefix="mh_lightning-hf-"),
@@ -99,7 +91,7 @@ def run(cli_args: list[str], steps: int, warmup_steps: int, group_by_length: boo
         disable_tqdm=True,
     )
     trainer = CountingTrainer(
-        model=model, args=args, train_dataset=train, callbacks=[StepClock()],
+        model=model, args=args, train_dataset=train, callbacks=[meter.clock()],
         data_collator=DataCollatorForLanguageModeling(data.tokenizer, mlm=False),
     )
     trainer.train()
@@ -116,8 +108,7 @@ def run(cli_args: list[str], steps: int, warmup_steps: int, group_by_length: boo
         "micro_batch": data.hparams.batch_size,
         "accumulate_grad_batches": trainer_config.accumulate_grad_batches,
         "warmup_steps": warmup_steps,
-        **window_summary(meter.steps, float(meter.trained), meter.processed, meter.end - meter.start,
-                         meter.cpu_end - meter.cpu_start),
+        **meter.summary(),
         "params": params,
         "trainable_params": trainable,
     }

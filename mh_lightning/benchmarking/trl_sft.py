@@ -119,7 +119,6 @@ def run(cli_args: list[str], steps: int, warmup_steps: int, mode: str, gradient_
 
     from mh_lightning.model import load_base_model
     from mh_lightning.training.cli import cli_main
-    from mh_lightning.training.throughput import window_summary
 
     cli = cli_main(cli_args, run=False)  # the same configs and overrides as the benchmark
     h, data, trainer_config = cli.model.hparams, cli.datamodule, cli.trainer
@@ -144,21 +143,12 @@ def run(cli_args: list[str], steps: int, warmup_steps: int, mode: str, gradient_
                 inputs = {k: v for k, v in inputs.items() if k not in VARLEN_KEYS}
             return super().training_step(model, inputs, *args, **kwargs)
 
-    from transformers import TrainerCallback
-
-    class StepClock(TrainerCallback):
-        def on_train_begin(self, args: Any, state: Any, control: Any, **kwargs: Any) -> None:
-            meter.step_done(0)
-
-        def on_step_end(self, args: Any, state: Any, control: Any, **kwargs: Any) -> None:
-            meter.step_done(state.global_step)
-
     config = sft_config(data.hparams.batch_size, trainer_config.accumulate_grad_batches, h.learning_rate,
                         h.weight_decay, trainer_config.gradient_clip_val, data.hparams.max_length,
                         data.hparams.seed, mode, gpu, h.compute_dtype == "float16", gradient_checkpointing, bf16,
                         warmup_steps + steps)
     trainer = CountingTrainer(model=model, args=config, train_dataset=completion_dataset(data.train_examples),
-                              processing_class=data.tokenizer, peft_config=lora, callbacks=[StepClock()])
+                              processing_class=data.tokenizer, peft_config=lora, callbacks=[meter.clock()])
     if epochs is not None:  # whole epochs: one of warm-up, `epochs` measured
         per_epoch = steps_per_epoch(trainer)
         meter.warmup_steps, steps = per_epoch, epochs * per_epoch
@@ -180,8 +170,7 @@ def run(cli_args: list[str], steps: int, warmup_steps: int, mode: str, gradient_
         "micro_batch": data.hparams.batch_size,
         "accumulate_grad_batches": trainer_config.accumulate_grad_batches,
         "warmup_steps": meter.warmup_steps,
-        **window_summary(meter.steps, float(meter.trained), meter.processed, meter.end - meter.start,
-                         meter.cpu_end - meter.cpu_start),
+        **meter.summary(),
         "params": params,
         "trainable_params": trainable,
     }
