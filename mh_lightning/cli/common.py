@@ -112,8 +112,8 @@ def sections(parser: ArgumentParser) -> set[str]:
     return {action.dest.split(".")[0] for action in parser._actions if "." in action.dest}
 
 
-def apply_config_file(parser: ArgumentParser, path: str) -> None:
-    """Make the values of a yaml file the parser's defaults (flags still win)."""
+def read_config(path: str) -> dict[str, Any]:
+    """The top-level mapping of the yaml file given to --config (an empty file is an empty mapping)."""
     file = Path(path)
     if not file.is_file():
         raise UsageError(f"--config {path}: file not found")
@@ -123,6 +123,12 @@ def apply_config_file(parser: ArgumentParser, path: str) -> None:
         raise UsageError(f"--config {path}: not a readable yaml file ({one_line(err)})") from None
     if not isinstance(loaded, dict):
         raise UsageError(f"--config {path}: expected a mapping of keys (data:, model:, max_new_tokens: ...)")
+    return loaded
+
+
+def apply_config_file(parser: ArgumentParser, path: str) -> None:
+    """Make the values of a yaml file the parser's defaults (flags still win)."""
+    loaded = read_config(path)
     dests = {action.dest for action in parser._actions}
     known_sections = sections(parser)
     for key, value in loaded.items():
@@ -146,9 +152,8 @@ def _set_default(parser: ArgumentParser, key: str, value: Any, path: str) -> Non
                          "see --help for the known keys") from None
 
 
-def parse(parser: ArgumentParser, argv: Sequence[str]) -> Namespace:
-    """Parse `argv` after the `--config` files it names, in order (later files and flags win)."""
-    argv = normalise_flags(parser, argv)
+def config_paths(argv: Sequence[str]) -> tuple[list[str], list[str]]:
+    """(the files given to `--config`, in order; the other arguments)."""
     configs, rest = [], []
     tokens = iter(argv)
     for token in tokens:
@@ -161,6 +166,12 @@ def parse(parser: ArgumentParser, argv: Sequence[str]) -> Namespace:
             configs.append(token.partition("=")[2])
         else:
             rest.append(token)
+    return configs, rest
+
+
+def parse(parser: ArgumentParser, argv: Sequence[str]) -> Namespace:
+    """Parse `argv` after the `--config` files it names, in order (later files and flags win)."""
+    configs, rest = config_paths(normalise_flags(parser, argv))
     for path in configs:
         apply_config_file(parser, path)
     return parser.parse_args(rest)
