@@ -60,7 +60,7 @@ def dry_run_line(script: str, config: dict[str, Any], **extra: Any) -> dict[str,
 
 
 def base_parser(description: str | None) -> argparse.ArgumentParser:
-    """Options shared with scripts/hf_trainer_baseline.py; the others go to the training CLI."""
+    """The options every benchmark command takes; the arguments it does not know go to the training CLI."""
     parser = argparse.ArgumentParser(description=description, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--steps", type=int, default=3, help="measured optimizer steps")
     parser.add_argument("--warmup_steps", type=int, default=1, help="optimizer steps run before measuring")
