@@ -144,12 +144,18 @@ def apply_config_file(parser: ArgumentParser, path: str) -> None:
 
 
 def _set_default(parser: ArgumentParser, key: str, value: Any, path: str) -> None:
-    try:
+    given = Namespace()
+    given[key] = value
+    try:  # types first: set_defaults checks none, and a default is not checked when parsing
+        parser.validate(given, skip_required=True)
         parser.set_defaults({key: value})
-    except (KeyError, ValueError, TypeError) as err:
+    except KeyError as err:
         section = key.split(".")[0]
         raise UsageError(f"--config {path}: {key} is not a setting of {section} ({one_line(err)}); "
                          "see --help for the known keys") from None
+    except (TypeError, ValueError) as err:
+        message = one_line(err).removeprefix(f'Parser key "{key}": ').replace("<class '", "").replace("'>", "")
+        raise UsageError(f"--config {path}: {key}: {message} (see {parser.prog} --help)") from None
 
 
 def config_paths(argv: Sequence[str]) -> tuple[list[str], list[str]]:
