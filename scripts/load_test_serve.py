@@ -71,11 +71,9 @@ def wait_idle(url: str, seconds: float) -> None:
 
 
 def run(args: argparse.Namespace) -> dict:
-    from mh_lightning.serve.cli import bind
+    from mh_lightning.serve.process import ServerStartError, free_port, stop, wait_healthy
 
-    sock = bind("127.0.0.1", 0)
-    port = sock.getsockname()[1]
-    sock.close()
+    port = free_port()
     url = f"http://127.0.0.1:{port}"
     env = {**os.environ, "PYTHONPATH": str(REPO)}
     log = tempfile.TemporaryFile()
@@ -83,18 +81,11 @@ def run(args: argparse.Namespace) -> dict:
                                "--port", str(port), "--max_new_tokens", str(args.max_tokens),
                                "--max_queue", str(args.max_queue)], env=env, stdout=log, stderr=log)
     try:
-        deadline = time.monotonic() + 300
-        while True:
-            if server.poll() is not None:
-                log.seek(0)
-                raise SystemExit(f"the server exited: {log.read().decode(errors='replace')[-2000:]}")
-            try:
-                httpx.get(f"{url}/health", timeout=2)
-                break
-            except httpx.HTTPError:
-                if time.monotonic() > deadline:
-                    raise SystemExit("the server did not start within 300 s") from None
-                time.sleep(0.5)
+        try:
+            wait_healthy(url, 300, server)
+        except ServerStartError as err:
+            log.seek(0)
+            raise SystemExit(f"{err}: {log.read().decode(errors='replace')[-2000:]}") from None
         with httpx.Client(timeout=args.request_timeout) as client:  # warm up: first-call allocations
             for i in range(len(CONVERSATIONS)):
                 one_request(client, url, i, args.max_tokens)
@@ -130,11 +121,7 @@ def run(args: argparse.Namespace) -> dict:
         wait_idle(url, 60)
         after = memory_kib(server.pid)
     finally:
-        server.terminate()
-        try:
-            server.wait(30)
-        except subprocess.TimeoutExpired:
-            server.kill()
+        stop(server)
         log.close()
     return {
         "clients": args.clients, "seconds": args.seconds, "max_tokens": args.max_tokens,

@@ -12,7 +12,6 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
-import httpx
 import uvicorn
 
 from mh_lightning.inference import GenerationConfig
@@ -20,6 +19,7 @@ from mh_lightning.safety import SafetyGuard
 from mh_lightning.serve.app import create_app
 from mh_lightning.serve.cli import bind
 from mh_lightning.serve.engine import Engine, LocalModel
+from mh_lightning.serve.process import ServerStartError, free_port, stop, wait_healthy
 
 REPO = Path(__file__).resolve().parents[1]
 SHORT = GenerationConfig(max_new_tokens=40, seed=0)
@@ -49,26 +49,6 @@ def thread_server(loaded: tuple, guard: SafetyGuard | None = None, max_queue: in
         sock.close()
 
 
-def wait_healthy(url: str, seconds: float, process: subprocess.Popen | None = None) -> dict:
-    """/health's answer once the server is up; fails with the server's stderr if it died."""
-    deadline = time.monotonic() + seconds
-    while time.monotonic() < deadline:
-        if process is not None and process.poll() is not None:
-            raise AssertionError(f"the server exited with {process.returncode}: {process.stderr.read()}")
-        try:
-            return httpx.get(f"{url}/health", timeout=2).json()
-        except httpx.HTTPError:
-            time.sleep(0.2)
-    raise AssertionError(f"{url} did not answer /health within {seconds} s")
-
-
-def free_port() -> int:
-    sock = bind("127.0.0.1", 0)
-    port = sock.getsockname()[1]
-    sock.close()
-    return port
-
-
 def serve_env(home: Path) -> dict[str, str]:
     """The environment of a served subprocess: this checkout's code, HOME in a folder we can inspect."""
     env = {k: v for k, v in os.environ.items() if k not in ("MPLCONFIGDIR", "MH_LIGHTNING_API_KEY")}
@@ -78,22 +58,20 @@ def serve_env(home: Path) -> dict[str, str]:
 
 @contextmanager
 def process_server(*args: str, cwd: Path, home: Path, timeout: float = 180) -> Iterator[str]:
-    """The base URL of `python -m mh_lightning.serve ARGS` on a free port; stopped with SIGINT (Ctrl-C)."""
+    """The base URL of `python -m mh_lightning.serve ARGS` on a free port; stopped with SIGTERM
+    (`mh_lightning.serve.process.stop`)."""
     port = free_port()
-    process = subprocess.Popen([sys.executable, "-m", "mh_lightning.serve", "--port", str(port), *args],
-                               cwd=cwd, env=serve_env(home), stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                               text=True)
+    server = subprocess.Popen([sys.executable, "-m", "mh_lightning.serve", "--port", str(port), *args],
+                              cwd=cwd, env=serve_env(home), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     url = f"http://127.0.0.1:{port}"
     try:
-        wait_healthy(url, timeout, process)
+        try:
+            wait_healthy(url, timeout, server)
+        except ServerStartError as err:
+            raise AssertionError(f"{err}: {server.stderr.read() if server.poll() is not None else ''}") from None
         yield url
     finally:
-        process.terminate()
-        try:
-            process.wait(20)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait()
+        stop(server, 20)
 
 
 class Gate:

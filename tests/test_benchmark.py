@@ -1,19 +1,18 @@
-"""scripts/benchmark.py and scripts/hf_trainer_baseline.py on the tiny model: the JSON they
-print, token counts checked exactly against the data, and the benchmark models' sizes. No
-timing is asserted: speed is measured by running the scripts (docs/benchmarks.md)."""
+"""The benchmark commands (mh_lightning.benchmarking, run as scripts/benchmark.py,
+scripts/hf_trainer_baseline.py, ...) on the tiny model: the JSON they print, token counts checked
+exactly against the data, and the benchmark models' sizes. No timing is asserted: speed is
+measured by running the scripts (docs/benchmarks.md)."""
 
 from __future__ import annotations
 
-import importlib.util
 import json
-import sys
-from types import ModuleType
 
 import pytest
 import torch
 from conftest import REPO, TINY_CONFIG, needs_real_data
 
 from mh_lightning.batching import pack_batch
+from mh_lightning.benchmarking import generation, hf_trainer, loop, rounds, trl_sft
 from mh_lightning.data import IGNORE_INDEX
 
 pytestmark = pytest.mark.slow  # the benchmark scripts train
@@ -25,14 +24,6 @@ TINY_PARAMS = 475_904 + 59_392  # base (4-bit weights counted at full size) + Lo
 TINY_LORA = 2 * (16 * 320 + 16 * 256 + 2 * 16 * 640)
 
 
-def script(name: str) -> ModuleType:
-    sys.path.insert(0, str(REPO / "scripts"))
-    spec = importlib.util.spec_from_file_location(name, REPO / "scripts" / f"{name}.py")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
-
-
 def printed_json(capsys: pytest.CaptureFixture[str]) -> dict:
     lines = capsys.readouterr().out.strip().splitlines()
     assert len(lines) == 1, lines  # stdout holds the JSON line only
@@ -42,12 +33,10 @@ def printed_json(capsys: pytest.CaptureFixture[str]) -> dict:
 def test_benchmark_prints_exact_token_counts_and_logs_them(
     capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    benchmark = script("benchmark")
     seen = {}
-    report = benchmark.report
-    monkeypatch.setattr(benchmark, "report", lambda cli, monitor, peak: report(seen.setdefault("cli", cli),
-                                                                                monitor, peak))
-    benchmark.main(["--config", str(TINY_CONFIG), "--steps", "2", "--warmup_steps", "1"])
+    report = loop.report
+    monkeypatch.setattr(loop, "report", lambda cli, monitor, peak: report(seen.setdefault("cli", cli), monitor, peak))
+    loop.main(["--config", str(TINY_CONFIG), "--steps", "2", "--warmup_steps", "1"])
     result = printed_json(capsys)
     assert KEYS <= set(result)
     assert (result["steps"], result["warmup_steps"], result["packing"]) == (2, 1, True)
@@ -81,8 +70,7 @@ def test_benchmark_prints_exact_token_counts_and_logs_them(
 
 
 def test_hf_baseline_prints_the_same_keys_for_the_recipe(capsys: pytest.CaptureFixture[str]) -> None:
-    baseline = script("hf_trainer_baseline")
-    baseline.main(["--config", str(TINY_CONFIG), "--steps", "1", "--warmup_steps", "1"])
+    hf_trainer.main(["--config", str(TINY_CONFIG), "--steps", "1", "--warmup_steps", "1"])
     result = printed_json(capsys)
     assert KEYS <= set(result)
     assert (result["trainer"], result["steps"], result["gradient_checkpointing"]) == ("hf", 1, True)
@@ -96,7 +84,7 @@ def test_hf_baseline_prints_the_same_keys_for_the_recipe(capsys: pytest.CaptureF
 def test_synthetic_falcon_7b_has_the_real_architecture() -> None:
     from transformers import FalconForCausalLM
 
-    config = script("benchmark").synthetic_config("falcon-7b")
+    config = loop.synthetic_config("falcon-7b")
     with torch.device("meta"):  # shapes only: no memory, no download
         model = FalconForCausalLM(config)
     assert sum(p.numel() for p in model.parameters()) == 6_921_720_704  # tiiuae/falcon-7b
@@ -124,8 +112,8 @@ def test_falcon_20m_preset_has_20m_parameters_and_a_7k_vocabulary_on_the_real_da
 def test_bench_generate_times_the_adapter_and_the_merged_model(
     tiny_checkpoint, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    script("bench_generate").main(["--checkpoint", str(tiny_checkpoint), "--questions", "2",
-                                   "--max_new_tokens", "4", "--device", "cpu"])
+    generation.main(["--checkpoint", str(tiny_checkpoint), "--questions", "2",
+                     "--max_new_tokens", "4", "--device", "cpu"])
     lines = [json.loads(line) for line in capsys.readouterr().out.strip().splitlines()]
     assert [r["model"] for r in lines] == ["4bit+adapter", "merged"]
     assert [r["quantization"] for r in lines] == ["nf4", "none"]
@@ -289,7 +277,6 @@ def test_gpu_check_refuses_a_missing_data_file(tmp_path) -> None:
 
 def test_bench_rounds_runs_the_six_commands_in_rotated_rounds(capsys: pytest.CaptureFixture[str],
                                                                monkeypatch: pytest.MonkeyPatch, tmp_path) -> None:
-    rounds = script("bench_rounds")
     monkeypatch.setattr(rounds, "epoch_steps", lambda common: 3)
     seen = []
 
@@ -355,8 +342,7 @@ def test_blockwise_attention_equals_sdpa_with_the_packing_mask_and_refuses_other
 @pytest.mark.parametrize("mode", ["default", "packing"])
 def test_trl_baseline_prints_the_benchmark_keys(mode: str, capsys: pytest.CaptureFixture[str]) -> None:
     pytest.importorskip("trl")
-    script("trl_baseline").main(["--config", str(TINY_CONFIG), "--mode", mode, "--steps", "1",
-                                 "--warmup_steps", "1"])
+    trl_sft.main(["--config", str(TINY_CONFIG), "--mode", mode, "--steps", "1", "--warmup_steps", "1"])
     result = printed_json(capsys)
     assert KEYS <= set(result)
     assert (result["trainer"], result["mode"], result["steps"], result["gradient_checkpointing"]) == (

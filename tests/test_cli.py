@@ -11,7 +11,7 @@ import pytest
 from conftest import REPO, TINY_CONFIG
 
 from mh_lightning import cli
-from mh_lightning.cli.common import inference_parser, normalise_flags
+from mh_lightning.cli.common import inference_parser, normalise_flags, parse
 
 COMMANDS = ["fit", "validate", "preview", "generate", "chat", "evaluate", "export"]
 
@@ -121,8 +121,6 @@ def test_dashed_flags_of_earlier_versions_are_rewritten():
 
 
 def test_a_training_yaml_drives_generate_and_its_typos_are_named(tmp_path, capsys):
-    from mh_lightning.cli.common import parse
-
     parser = inference_parser("test", None)
     args = parse(parser, ["--config", str(TINY_CONFIG), "--checkpoint", "x.ckpt"])
     assert str(args.checkpoint) == "x.ckpt" and args.max_new_tokens == 200  # trainer:, model:, data: ignored
@@ -134,6 +132,18 @@ def test_a_training_yaml_drives_generate_and_its_typos_are_named(tmp_path, capsy
     own.write_text("max_new_tokens: 7\ngreedy: true\n")
     args = parse(inference_parser("test", None), ["--config", str(own), "--max_new_tokens", "9"])
     assert (args.max_new_tokens, args.greedy) == (9, True)  # the flag wins over the file
+
+
+@pytest.mark.parametrize(("text", "message"), [
+    ("max_new_tokens: many\n", "max_new_tokens: Expected a int. Got value: many (see test --help)"),
+    ("greedy: maybe\n", "greedy: Expected a bool. Got value: maybe (see test --help)"),
+])
+def test_a_wrong_type_in_a_config_file_is_named_before_anything_runs(tmp_path, text, message):
+    bad = tmp_path / "bad.yaml"
+    bad.write_text(text)
+    with pytest.raises(ValueError) as raised:  # before: a TypeError traceback, later, from the str
+        parse(inference_parser("test", None), ["--config", str(bad)])
+    assert str(raised.value) == f"--config {bad}: {message}"
 
 
 def test_a_hub_id_without_network_fails_at_once_naming_it():

@@ -1,10 +1,17 @@
 """The chat page in a real headless Chromium (Debian's chromium + chromium-driver, driven by selenium):
 the disclaimer first, a streamed reply, the crisis reply with helplines first and set apart, a new
-conversation, and no request to any host but the server. Saves docs/serve_screenshot.png."""
+conversation, and no request to any host but the server.
+
+Takes a screenshot of the page into the test's temporary folder. To regenerate the one in the docs:
+
+    MH_LIGHTNING_SCREENSHOT=docs/serve_screenshot.png python -m pytest -q tests/test_serve_browser.py
+
+(a relative path is taken from the repository root)."""
 
 from __future__ import annotations
 
 import json
+import os
 import shutil
 from pathlib import Path
 from urllib.parse import urlsplit
@@ -22,7 +29,7 @@ pytestmark = [
                        reason="needs Debian's chromium and chromium-driver (apt-get install chromium chromium-driver)"),
 ]
 webdriver = pytest.importorskip("selenium.webdriver", reason="needs selenium (the dev extra)")
-SCREENSHOT = REPO / "docs" / "serve_screenshot.png"
+SCREENSHOT_ENV = "MH_LIGHTNING_SCREENSHOT"  # where to write the docs' screenshot too (unset: nowhere)
 TIMEOUT = 90  # seconds: a loaded 2-core machine runs the tiny model and a browser side by side
 
 
@@ -54,6 +61,30 @@ def requested_urls(driver) -> list[str]:
     return urls
 
 
+def watch_replies(driver) -> None:
+    """Record in `window.seen` each text the last reply shows while it streams."""
+    driver.execute_script("""
+        window.seen = [];
+        new MutationObserver(() => {
+          const last = document.querySelector('#messages li.assistant:last-child');
+          const text = last ? last.textContent : "";
+          if (text && window.seen.at(-1) !== text) window.seen.push(text);
+        }).observe(document.getElementById('messages'), {subtree: true, childList: true, characterData: true});
+    """)
+
+
+def save_screenshot(driver, folder: Path) -> Path:
+    """The page as a PNG in `folder`, copied to $MH_LIGHTNING_SCREENSHOT when that is set."""
+    shot = folder / "serve_screenshot.png"
+    assert driver.save_screenshot(str(shot))
+    assert shot.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    if os.environ.get(SCREENSHOT_ENV):
+        docs = REPO / os.environ[SCREENSHOT_ENV]  # an absolute path stays as it is
+        docs.parent.mkdir(parents=True, exist_ok=True)
+        shutil.copyfile(shot, docs)
+    return shot
+
+
 def send(driver, text: str) -> None:
     from selenium.webdriver.common.by import By
 
@@ -68,7 +99,7 @@ def wait_for(driver, script: str) -> object:
     return WebDriverWait(driver, TIMEOUT, poll_frequency=0.05).until(lambda d: d.execute_script(script))
 
 
-def test_the_chat_page_streams_shows_helplines_first_and_stays_on_this_server(loaded, browser):
+def test_the_chat_page_streams_shows_helplines_first_and_stays_on_this_server(loaded, browser, tmp_path):
     from selenium.webdriver.common.by import By
 
     answer = " Try to breathe slowly. You are doing well, and you are not alone.\n<HUMAN>:"
@@ -77,15 +108,7 @@ def test_the_chat_page_streams_shows_helplines_first_and_stays_on_this_server(lo
         notice = browser.find_element(By.CSS_SELECTOR, "#notice .disclaimer").text
         assert notice == DISCLAIMER and browser.find_elements(By.CSS_SELECTOR, "#messages li") == []
 
-        # record each state of the reply while it streams
-        browser.execute_script("""
-            window.seen = [];
-            new MutationObserver(() => {
-              const last = document.querySelector('#messages li.assistant:last-child');
-              const text = last ? last.textContent : "";
-              if (text && window.seen.at(-1) !== text) window.seen.push(text);
-            }).observe(document.getElementById('messages'), {subtree: true, childList: true, characterData: true});
-        """)
+        watch_replies(browser)
         send(browser, "I feel anxious tonight.")
         wait_for(browser, "return !document.getElementById('send').disabled && window.seen.length > 0")
         seen = browser.execute_script("return window.seen")
@@ -107,8 +130,7 @@ def test_the_chat_page_streams_shows_helplines_first_and_stays_on_this_server(lo
 
         browser.set_window_size(430, 1500)  # a phone's width, tall enough to show the whole conversation
         browser.execute_script("document.querySelector('main').scrollTop = 0")
-        SCREENSHOT.parent.mkdir(exist_ok=True)
-        assert browser.save_screenshot(str(SCREENSHOT))
+        save_screenshot(browser, tmp_path)
 
         urls = [urlsplit(u) for u in requested_urls(browser)]
         assert {u.netloc for u in urls if u.scheme in ("http", "https", "ws", "wss")} == {urlsplit(url).netloc}
@@ -137,14 +159,7 @@ def test_a_busy_server_makes_the_page_wait_and_retry_not_fail(loaded, browser):
         wait_until(lambda: engine.active == 1)
         others[1].start()
         wait_until(lambda: engine.jobs.qsize() == 1)  # full: the page's request gets 429
-        browser.execute_script("""
-            window.seen = [];
-            new MutationObserver(() => {
-              const last = document.querySelector('#messages li.assistant:last-child');
-              const text = last ? last.textContent : "";
-              if (text && window.seen.at(-1) !== text) window.seen.push(text);
-            }).observe(document.getElementById('messages'), {subtree: true, childList: true, characterData: true});
-        """)
+        watch_replies(browser)
         send(browser, "Is anyone there?")
         wait_for(browser, "return window.seen.length > 0")
         gate.release()

@@ -1,5 +1,6 @@
-"""`python -m mh_lightning.serve` as a real process: flags and their errors, nothing written to the
-working directory or HOME during a conversation, and the proxy mode in front of a second serve."""
+"""`python -m mh_lightning.serve` as a real process: flags, `--config` files and their errors, nothing
+written to the working directory or HOME during a conversation, and the proxy mode in front of a
+second serve."""
 
 from __future__ import annotations
 
@@ -10,10 +11,11 @@ from pathlib import Path
 import httpx
 import openai
 import pytest
+from conftest import TINY_CONFIG
 from serve_support import process_server, serve_env
 
 from mh_lightning.safety import DISCLAIMER, NO_SAFETY_WARNING, crisis_reply, load_resources
-from mh_lightning.serve.cli import main
+from mh_lightning.serve.cli import ServeOptions, main, parse
 
 CRISIS = crisis_reply(load_resources())
 
@@ -43,6 +45,51 @@ def test_a_flag_a_user_can_fix_is_one_error_line_and_exit_2(capsys, args, messag
     assert len(errors) == 1 and errors[0].startswith("error: ") and message in errors[0], errors
 
 
+BACKEND = "http://127.0.0.1:1/v1"
+
+
+def test_a_config_file_sets_the_flags_and_flags_win(tmp_path):
+    first, second = tmp_path / "serve.yaml", tmp_path / "local.yaml"
+    first.write_text(f"backend-url: {BACKEND}\nport: 8100\nregion: uk\nmax_queue: 3\nno_safety: false\n")
+    second.write_text("port: 8200\ntemperature: 0.5\n")
+    options = parse(["--config", str(first), f"--config={second}", "--max_queue", "5"])
+    assert options == ServeOptions(backend_url=BACKEND, port=8200, region="uk", max_queue=5, temperature=0.5)
+
+
+def test_the_yaml_that_trained_a_run_is_accepted_and_its_sections_ignored(tmp_path):
+    # tiny_cpu.yaml has trainer:, model:, data: ... sections (model: is a mapping, not serve's --model)
+    assert parse(["--config", str(TINY_CONFIG), "--backend_url", BACKEND]) == parse(["--backend_url", BACKEND])
+    stacked = tmp_path / "serve.yaml"
+    stacked.write_text("checkpoint: runs/x.ckpt\n")  # a path in the file: relative to the working directory
+    options = parse(["--config", str(TINY_CONFIG), "--config", str(stacked), "--checkpoint", str(TINY_CONFIG)])
+    assert options.checkpoint == TINY_CONFIG and options.model is None
+
+
+@pytest.mark.parametrize(("text", "message"), [
+    ("port: eighty\n", "{file}: port: Expected a int. Got value: eighty (see mh-lightning serve --help)"),
+    ("prot: 80\n", "{file}: unknown key 'prot'; the keys are serve's flags without the dashes "
+                   "(see mh-lightning serve --help)"),
+    (f"backend_url: {BACKEND}\nmax_queue: 0\n", "{file}: --max_queue 0: must be at least 1"),
+    ("checkpoint: missing.ckpt\n", "{file}: --checkpoint missing.ckpt: not found"),
+    ("- port\n", "{file}: expected a mapping of keys"),
+])
+def test_a_mistake_in_a_config_file_names_the_file_and_the_key(tmp_path, capsys, text, message):
+    file = tmp_path / "serve.yaml"
+    file.write_text(text)
+    assert main(["--config", str(file)]) == 2
+    errors = capsys.readouterr().err.splitlines()
+    assert len(errors) == 1 and errors[0].startswith("error: --config " + message.format(file=file)), errors
+
+
+def test_a_flag_overriding_a_bad_file_value_is_what_counts(tmp_path, capsys):
+    file = tmp_path / "serve.yaml"
+    file.write_text("checkpoint: missing.ckpt\n")
+    assert main(["--config", str(file), "--checkpoint", "other.ckpt"]) == 2
+    assert capsys.readouterr().err == "error: --checkpoint other.ckpt: not found\n"  # the flag's value, no file
+    assert main(["--config", str(tmp_path / "none.yaml")]) == 2
+    assert capsys.readouterr().err == f"error: --config {tmp_path / 'none.yaml'}: file not found\n"
+
+
 @pytest.mark.slow
 def test_another_host_warns_and_an_unreachable_backend_is_one_error_line(tmp_path):
     result = run_serve("--host", "0.0.0.0", "--port", "0", "--backend_url", "http://127.0.0.1:1/v1", home=tmp_path)
@@ -58,8 +105,8 @@ def test_another_host_warns_and_an_unreachable_backend_is_one_error_line(tmp_pat
 def test_help_lists_the_flags(tmp_path):
     result = run_serve("--help", home=tmp_path)
     assert result.returncode == 0
-    for flag in ("--checkpoint", "--backend_url", "--api_key", "--no_safety", "--max_body_bytes", "--max_queue",
-                 "--cors_origins", "--max_new_tokens", "--region"):
+    for flag in ("--config", "--checkpoint", "--backend_url", "--api_key", "--no_safety", "--max_body_bytes",
+                 "--max_queue", "--cors_origins", "--max_new_tokens", "--region"):
         assert flag in result.stdout
 
 

@@ -14,23 +14,23 @@ from __future__ import annotations
 
 import json
 import sys
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import IO, Any
+from typing import IO
 
 from mh_lightning.cli.common import (
-    ModelOptions,
     Parser,
-    SafetyOptions,
     SamplingOptions,
+    entry_point,
     inference_parser,
+    load_guarded,
+    moved_names,
     parse,
     report,
-    setup_cli,
     take,
 )
-from mh_lightning.errors import UsageError, run_command
+from mh_lightning.errors import UsageError
 from mh_lightning.inference import chat as library
 from mh_lightning.inference.chat import ChatSession, fit_history
 
@@ -112,20 +112,17 @@ def build_parser() -> Parser:
 
 def _main(argv: list[str]) -> int:
     args = parse(build_parser(), argv)
-    options, model_options, sampling = take(ChatOptions, args), take(ModelOptions, args), take(SamplingOptions, args)
+    options, sampling = take(ChatOptions, args), take(SamplingOptions, args)
     config = sampling.config()
     if config.num_return_sequences != 1:
         raise UsageError("--num_return_sequences: chat streams one answer per turn; leave it at 1")
     if options.save_transcript is not None and not options.save_transcript.parent.is_dir():
         raise UsageError(f"--save_transcript {options.save_transcript}: the folder does not exist")
     interactive = sys.stdin.isatty() and sys.stdout.isatty()
-    guard = take(SafetyOptions, args).guard()
-    setup_cli()
-    model, tokenizer, style, _ = model_options.load()
-    guard.style = style  # neutralise the markers of the format this checkpoint was trained with
+    (model, tokenizer, style, _), guard = load_guarded(args)
     session = ChatSession(model, tokenizer, style, config, sampling.max_context, guard)
     if interactive:
-        source = model_options.checkpoint or model_options.model
+        source = args.checkpoint or args.model
         print(f"Chatting with {source}. {RESET} clears the history, {EXIT} quits.\n")
         import readline  # noqa: F401  (line editing for input(); it keeps no history file unless asked)
     lines = read_lines(sys.stdin, interactive)
@@ -141,12 +138,8 @@ def _main(argv: list[str]) -> int:
     return 0
 
 
-def main(argv: Sequence[str] | None = None) -> int:
-    return run_command(_main, argv)
-
-
-def __getattr__(name: str) -> Any:  # the names `mh_lightning.chat` held before the library part moved
-    return getattr(library, name)
+main = entry_point(_main)
+__getattr__ = moved_names(library)  # the names `mh_lightning.chat` held before the library part moved
 
 
 if __name__ == "__main__":

@@ -17,15 +17,16 @@ import shutil
 import sys
 import tempfile
 import warnings
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, fields
 from pathlib import Path
+from types import ModuleType
 from typing import Any, NoReturn, TypeVar
 
 import yaml
 from jsonargparse import ArgumentParser, DefaultHelpFormatter, Namespace
 
-from mh_lightning.errors import DEBUG_FLAG, UsageError, one_line
+from mh_lightning.errors import DEBUG_FLAG, UsageError, one_line, run_command
 from mh_lightning.inference.generation import Answer, GenerationConfig, prompt_budget
 from mh_lightning.inference.loading import LoadedModel, default_device, load_base_only, load_model
 from mh_lightning.model.base import DType, Quantization
@@ -56,6 +57,26 @@ def new_parser(prog: str, description: str | None) -> Parser:
                              "command does not use are ignored); repeat to stack files, flags win")
     parser.add_argument(DEBUG_FLAG, action="store_true", help="show the traceback of an error, not one line")
     return parser
+
+
+def entry_point(run: Callable[[list[str]], int]) -> Callable[[Sequence[str] | None], int]:
+    """A subcommand's `main(argv=None)`: `run` under the one error policy (a mistake a user can fix
+    is one `error: ...` line and exit code 2; anything else shows its traceback)."""
+
+    def main(argv: Sequence[str] | None = None) -> int:
+        return run_command(run, argv)
+
+    return main
+
+
+def moved_names(library: ModuleType) -> Callable[[str], Any]:
+    """A module `__getattr__` for a subcommand whose library part moved to `library`: the names the
+    module held before (`from mh_lightning.chat import fit_history`) keep working."""
+
+    def find(name: str) -> Any:
+        return getattr(library, name)
+
+    return find
 
 
 # -- flags and config files ----------------------------------------------------------------
@@ -91,8 +112,8 @@ def sections(parser: ArgumentParser) -> set[str]:
     return {action.dest.split(".")[0] for action in parser._actions if "." in action.dest}
 
 
-def apply_config_file(parser: ArgumentParser, path: str) -> None:
-    """Make the values of a yaml file the parser's defaults (flags still win)."""
+def read_config(path: str) -> dict[str, Any]:
+    """The top-level mapping of the yaml file given to --config (an empty file is an empty mapping)."""
     file = Path(path)
     if not file.is_file():
         raise UsageError(f"--config {path}: file not found")
@@ -102,6 +123,12 @@ def apply_config_file(parser: ArgumentParser, path: str) -> None:
         raise UsageError(f"--config {path}: not a readable yaml file ({one_line(err)})") from None
     if not isinstance(loaded, dict):
         raise UsageError(f"--config {path}: expected a mapping of keys (data:, model:, max_new_tokens: ...)")
+    return loaded
+
+
+def apply_config_file(parser: ArgumentParser, path: str) -> None:
+    """Make the values of a yaml file the parser's defaults (flags still win)."""
+    loaded = read_config(path)
     dests = {action.dest for action in parser._actions}
     known_sections = sections(parser)
     for key, value in loaded.items():
@@ -117,17 +144,22 @@ def apply_config_file(parser: ArgumentParser, path: str) -> None:
 
 
 def _set_default(parser: ArgumentParser, key: str, value: Any, path: str) -> None:
-    try:
+    given = Namespace()
+    given[key] = value
+    try:  # types first: set_defaults checks none, and a default is not checked when parsing
+        parser.validate(given, skip_required=True)
         parser.set_defaults({key: value})
-    except (KeyError, ValueError, TypeError) as err:
+    except KeyError as err:
         section = key.split(".")[0]
         raise UsageError(f"--config {path}: {key} is not a setting of {section} ({one_line(err)}); "
                          "see --help for the known keys") from None
+    except (TypeError, ValueError) as err:
+        message = one_line(err).removeprefix(f'Parser key "{key}": ').replace("<class '", "").replace("'>", "")
+        raise UsageError(f"--config {path}: {key}: {message} (see {parser.prog} --help)") from None
 
 
-def parse(parser: ArgumentParser, argv: Sequence[str]) -> Namespace:
-    """Parse `argv` after the `--config` files it names, in order (later files and flags win)."""
-    argv = normalise_flags(parser, argv)
+def config_paths(argv: Sequence[str]) -> tuple[list[str], list[str]]:
+    """(the files given to `--config`, in order; the other arguments)."""
     configs, rest = [], []
     tokens = iter(argv)
     for token in tokens:
@@ -140,6 +172,12 @@ def parse(parser: ArgumentParser, argv: Sequence[str]) -> Namespace:
             configs.append(token.partition("=")[2])
         else:
             rest.append(token)
+    return configs, rest
+
+
+def parse(parser: ArgumentParser, argv: Sequence[str]) -> Namespace:
+    """Parse `argv` after the `--config` files it names, in order (later files and flags win)."""
+    configs, rest = config_paths(normalise_flags(parser, argv))
     for path in configs:
         apply_config_file(parser, path)
     return parser.parse_args(rest)
@@ -270,6 +308,17 @@ class SafetyOptions:
         if self.no_safety:
             print(NO_SAFETY_WARNING, file=sys.stderr)
         return guard
+
+
+def load_guarded(args: Namespace) -> tuple[LoadedModel, SafetyGuard]:
+    """What generate and chat set up from their parsed flags: the safety guard first (a bad
+    --region fails before minutes of loading), then quiet output and the model, with the guard
+    told the prompt style the checkpoint was trained with (to neutralise its turn markers)."""
+    guard = take(SafetyOptions, args).guard()
+    setup_cli()
+    model, tokenizer, style, metadata = take(ModelOptions, args).load()
+    guard.style = style
+    return LoadedModel(model, tokenizer, style, metadata), guard
 
 
 def inference_parser(prog: str, description: str | None) -> Parser:

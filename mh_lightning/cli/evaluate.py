@@ -24,6 +24,8 @@ from typing import Any, Literal
 from mh_lightning.cli.common import (
     Parser,
     SamplingOptions,
+    entry_point,
+    moved_names,
     new_parser,
     normalise_flags,
     parse,
@@ -31,7 +33,7 @@ from mh_lightning.cli.common import (
     take,
 )
 from mh_lightning.data.datamodule import MentalHealthDataModule
-from mh_lightning.errors import UsageError, run_command
+from mh_lightning.errors import UsageError
 from mh_lightning.evaluation import evaluate as library
 from mh_lightning.evaluation.evaluate import evaluate
 from mh_lightning.inference.loading import default_device
@@ -118,12 +120,8 @@ def _main(argv: list[str]) -> int:
     return 0
 
 
-def main(argv: Sequence[str] | None = None) -> int:
-    return run_command(_main, argv)
-
-
-def __getattr__(name: str) -> Any:  # the names `mh_lightning.evaluate` held before the library part moved
-    return getattr(library, name)
+main = entry_point(_main)
+__getattr__ = moved_names(library)  # the names `mh_lightning.evaluate` held before the library part moved
 
 
 if __name__ == "__main__":

@@ -9,13 +9,12 @@ What the folders hold and how the merge is done: `mh_lightning.inference.export`
 from __future__ import annotations
 
 import sys
-from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Literal
+from typing import Literal
 
-from mh_lightning.cli.common import Parser, new_parser, parse, setup_cli, take
-from mh_lightning.errors import UsageError, run_command
+from mh_lightning.cli.common import Parser, entry_point, moved_names, new_parser, parse, setup_cli, take
+from mh_lightning.errors import UsageError
 from mh_lightning.inference import export as library
 from mh_lightning.inference.export import export
 from mh_lightning.inference.loading import default_device
@@ -63,12 +62,8 @@ def _main(argv: list[str]) -> int:
     return 0
 
 
-def main(argv: Sequence[str] | None = None) -> int:
-    return run_command(_main, argv)
-
-
-def __getattr__(name: str) -> Any:  # the names `mh_lightning.export` held before the library part moved
-    return getattr(library, name)
+main = entry_point(_main)
+__getattr__ = moved_names(library)  # the names `mh_lightning.export` held before the library part moved
 
 
 if __name__ == "__main__":

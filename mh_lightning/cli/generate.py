@@ -19,17 +19,16 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from mh_lightning.cli.common import (
-    ModelOptions,
     Parser,
-    SafetyOptions,
     SamplingOptions,
+    entry_point,
     inference_parser,
+    load_guarded,
     parse,
     report,
-    setup_cli,
     take,
 )
-from mh_lightning.errors import UsageError, run_command
+from mh_lightning.errors import UsageError
 from mh_lightning.inference.generation import generate_answers
 from mh_lightning.safety import InputDecision, SafetyGuard
 
@@ -107,15 +106,11 @@ def build_parser() -> Parser:
 
 def _main(argv: list[str]) -> int:
     args = parse(build_parser(), argv)
-    options, model_options = take(GenerateOptions, args), take(ModelOptions, args)
-    sampling = take(SamplingOptions, args)
+    options, sampling = take(GenerateOptions, args), take(SamplingOptions, args)
     questions = options.questions()
     config = sampling.config()
     options.check()
-    guard = take(SafetyOptions, args).guard()
-    setup_cli()
-    model, tokenizer, style, _ = model_options.load()
-    guard.style = style  # neutralise the markers of the format this checkpoint was trained with
+    (model, tokenizer, style, _), guard = load_guarded(args)
     decisions = [guard.check_input(q) for q in questions]  # the one place safety sees the input
     prompts = [style.prompt(d.prompt_text) for d in decisions]
     answers = generate_answers(model, tokenizer, prompts, config, style, options.batch_size, sampling.max_context)
@@ -139,8 +134,7 @@ def _main(argv: list[str]) -> int:
     return 0
 
 
-def main(argv: Sequence[str] | None = None) -> int:
-    return run_command(_main, argv)
+main = entry_point(_main)
 
 
 if __name__ == "__main__":

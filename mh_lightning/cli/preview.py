@@ -11,12 +11,9 @@ cuts, and a length summary.
 from __future__ import annotations
 
 import sys
-from collections.abc import Sequence
-from typing import Any
 
-from mh_lightning.cli.common import Parser, new_parser, parse
+from mh_lightning.cli.common import Parser, entry_point, moved_names, new_parser, parse
 from mh_lightning.data.datamodule import MentalHealthDataModule
-from mh_lightning.errors import run_command
 from mh_lightning.evaluation import preview as library
 from mh_lightning.evaluation.preview import COLOUR_MARKS, PLAIN_MARKS, preview
 from mh_lightning.training.module import FalconLoRAModule
@@ -41,12 +38,8 @@ def _main(argv: list[str]) -> int:
     return 0
 
 
-def main(argv: Sequence[str] | None = None) -> int:
-    return run_command(_main, argv)  # a bad file, key or row: one line on stderr and exit code 2
-
-
-def __getattr__(name: str) -> Any:  # the names `mh_lightning.preview` held before the library part moved
-    return getattr(library, name)
+main = entry_point(_main)
+__getattr__ = moved_names(library)  # the names `mh_lightning.preview` held before the library part moved
 
 
 if __name__ == "__main__":

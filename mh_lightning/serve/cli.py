@@ -3,8 +3,12 @@
     python -m mh_lightning.serve --checkpoint runs/tiny_cpu/checkpoints/last.ckpt
     python -m mh_lightning.serve --checkpoint EXPORTED_DIR --region uk --port 8000
     python -m mh_lightning.serve --backend_url http://127.0.0.1:8001/v1   # safety proxy in front of vLLM
+    mh-lightning serve --config serve.yaml --port 8001                   # the flags in a yaml file
 
-Flags are spelled with underscores; dashed spellings (`--backend-url`) are accepted too.
+Flags are spelled with underscores; dashed spellings (`--backend-url`) are accepted too. A
+`--config` file holds the same keys (`checkpoint: ...`, `port: 8000`, `region: uk`); the yaml
+that trained a run is accepted too, and its training sections (`trainer:`, `model:`, `data:` ...)
+are ignored, as in generate and chat. Files are read in order, and flags win over them.
 """
 
 from __future__ import annotations
@@ -21,6 +25,7 @@ from typing import Any
 
 from jsonargparse import ArgumentParser
 
+from mh_lightning.cli.common import FIT_KEYS, config_paths, read_config
 from mh_lightning.errors import UsageError, run_command
 from mh_lightning.inference import GenerationConfig, context_length, prompt_budget
 from mh_lightning.safety import DEFAULT_REGION, NO_SAFETY_WARNING, SafetyGuard, enforce_offline
@@ -28,7 +33,8 @@ from mh_lightning.safety import DEFAULT_REGION, NO_SAFETY_WARNING, SafetyGuard, 
 API_KEY_ENV = "MH_LIGHTNING_API_KEY"
 BOOLEAN_FLAGS = ("--no_safety", "--greedy")  # given alone, they mean true
 DESCRIPTION = ("Serve a trained model (--checkpoint) or another server (--backend_url) behind the safety layer: "
-               "a web chat at / and an OpenAI-compatible API at /v1. Dashed spellings of the flags work too.")
+               "a web chat at / and an OpenAI-compatible API at /v1. Dashed spellings of the flags work too; "
+               "--config FILE reads them from a yaml file.")
 
 
 @dataclass
@@ -100,18 +106,62 @@ def normalise(argv: list[str]) -> list[str]:
     return out
 
 
-def parse(argv: list[str]) -> ServeOptions:
-    parser = ArgumentParser(prog="mh-lightning serve", description=DESCRIPTION, exit_on_error=False,
+def build_parser(exit_on_error: bool = False) -> ArgumentParser:
+    parser = ArgumentParser(prog="mh-lightning serve", description=DESCRIPTION, exit_on_error=exit_on_error,
                             default_env=False)
+    parser.add_argument("--config", action="append", default=[],
+                        help="a yaml file of these flags (checkpoint: ..., port: 8000), or the yaml that trained "
+                             "the run (its training sections are ignored); repeat to stack files, flags win")
     parser.add_class_arguments(ServeOptions, nested_key=None, as_group=False)
+    return parser
+
+
+def readable(err: Exception, key_prefix: str) -> str:
+    """jsonargparse's 'Parser key "port":\n  Expected a <class 'int'>. Got value: x' on one line,
+    the key written as `key_prefix` + name (`--port` for a flag, `port` in a file)."""
+    message = " ".join(str(err).split())
+    message = re.sub(r'^Parser key "(\w+)": ', key_prefix + r"\1: ", message)
+    return message.replace("<class '", "").replace("'>", "")
+
+
+def config_values(parser: ArgumentParser, path: str) -> dict[str, Any]:
+    """serve's settings in the yaml file `path`, typed and checked; a training yaml's sections are skipped."""
+    values = {}
+    for key, value in read_config(path).items():
+        name = str(key).replace("-", "_")
+        if name in ServeOptions.__dataclass_fields__ and not (name in FIT_KEYS and isinstance(value, dict)):
+            values[name] = value
+        elif name not in FIT_KEYS:
+            raise UsageError(f"--config {path}: unknown key {key!r}; the keys are serve's flags without the "
+                             "dashes (see mh-lightning serve --help)")
     try:
-        namespace = parser.parse_args(normalise(argv))
-    except Exception as err:  # jsonargparse: 'Parser key "port":\n  Expected a <class 'int'>. Got value: x'
-        message = " ".join(str(err).split())
-        message = re.sub(r'^Parser key "(\w+)": ', r"--\1: ", message).replace("<class '", "").replace("'>", "")
-        raise UsageError(f"{message} (see --help)") from None
+        typed = parser.parse_object(values)
+    except Exception as err:  # jsonargparse's ArgumentError, naming the key
+        raise UsageError(f"--config {path}: {readable(err, '')} (see mh-lightning serve --help)") from None
+    return {name: typed[name] for name in values}
+
+
+def parse(argv: list[str]) -> ServeOptions:
+    parser = build_parser()
+    configs, flags = config_paths(normalise(argv))
+    set_by: dict[str, str] = {}  # setting -> the file that gave its value
+    for path in configs:
+        values = config_values(parser, path)
+        parser.set_defaults(values)
+        set_by.update(dict.fromkeys(values, path))
+    try:
+        namespace = parser.parse_args(flags)
+    except Exception as err:  # jsonargparse's ArgumentError
+        raise UsageError(f"{readable(err, '--')} (see --help)") from None
     values = {k: v for k, v in vars(namespace).items() if k in ServeOptions.__dataclass_fields__}
-    return check(ServeOptions(**values))
+    try:
+        return check(ServeOptions(**values))
+    except UsageError as err:  # a value from a file: name the file too
+        flag = re.match(r"--(\w+)", str(err))
+        given = {arg[2:].partition("=")[0] for arg in flags if arg.startswith("--")}
+        if flag and flag[1] in set_by and flag[1] not in given:
+            raise UsageError(f"--config {set_by[flag[1]]}: {err}") from None
+        raise
 
 
 def check(options: ServeOptions) -> ServeOptions:
@@ -249,9 +299,7 @@ def main(argv: list[str] | None = None) -> int:
 
 def _main(argv: list[str]) -> int:
     if any(arg in ("-h", "--help") for arg in argv):
-        parser = ArgumentParser(prog="mh-lightning serve", description=DESCRIPTION)
-        parser.add_class_arguments(ServeOptions, nested_key=None, as_group=False)
-        parser.print_help()
+        build_parser(exit_on_error=True).print_help()
         return 0
     try:
         return serve(parse(argv))
