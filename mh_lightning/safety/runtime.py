@@ -72,7 +72,7 @@ class GraphBuilder:
     def const(self, name: str, value: np.ndarray) -> str:
         from onnx import TensorProto, helper
 
-        value = np.ascontiguousarray(value)
+        value = np.asarray(value, order="C")  # (ascontiguousarray would make scalars 1-d)
         tensor = TensorProto(name=name, dims=value.shape, data_type=helper.np_dtype_to_tensor_dtype(value.dtype))
         if value.nbytes <= SMALL_BYTES:
             tensor.raw_data = value.tobytes()
