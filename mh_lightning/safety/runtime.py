@@ -9,8 +9,9 @@ tokenizer.json that transformers' fast tokenizer reads.
 
 The graph computes what `CrisisModel` does, in fp32: embeddings (word + token type 0 + position,
 LayerNorm), BERT layers with the additive attention mask (so pieces padded together are scored as
-if alone), exact erf GELU, masked mean pooling; outputs `logits` [B, 5] (after all layers: crisis +
-categories) and `output_logit` [B] (the answer head, after the stock layers, i.e. `frozen_layers`).
+if alone), exact erf GELU, masked mean pooling; one graph gives `logits` [B, 5] (after all layers:
+crisis + categories), another `output_logit` [B] (the answer head, after the stock layers, i.e.
+`frozen_layers`).
 """
 
 from __future__ import annotations
@@ -125,10 +126,11 @@ def _bert_layer(g: GraphBuilder, hidden: str, additive: str, i: int, heads: int,
     return g.layer_norm(g.op("Add", g.linear(gelu, p + "output.dense"), attended), p + "output.LayerNorm", eps)
 
 
-def build_graph(state: dict[str, np.ndarray], frozen: int, heads: int,
-                eps: float) -> tuple[bytes, dict[str, np.ndarray]]:
-    """The serialized ONNX model of CrisisModel's forward (`logits`) and answer head (`output_logit`),
-    and the arrays of its initializers."""
+def build_graph(state: dict[str, np.ndarray], frozen: int, heads: int, eps: float,
+                output: str = "logits") -> tuple[bytes, dict[str, np.ndarray]]:
+    """The serialized ONNX model of one of CrisisModel's outputs, and the arrays of its initializers:
+    `logits` (`forward`: all layers, crisis + category head) or `output_logit` (the answer head on
+    the first `frozen` layers only: the rest would be computed for nothing)."""
     from onnx import TensorProto, helper
 
     g = GraphBuilder(state)
@@ -149,49 +151,39 @@ def build_graph(state: dict[str, np.ndarray], frozen: int, heads: int,
     one = g.const("one", np.array(1.0, np.float32))
     additive = g.op("Mul", g.op("Sub", one, mask), g.const("float_min", np.array(FLOAT_MIN, np.float32)))
     additive = g.op("Unsqueeze", additive, g.const("axes12", np.array([1, 2], np.int64)))  # [B, 1, 1, T]
+    for i in range(layers if output == "logits" else frozen):
+        hidden = _bert_layer(g, hidden, additive, i, heads, eps)
+
     weights = g.op("Unsqueeze", mask, g.const("axis_last", np.array([-1], np.int64)))  # [B, T, 1]
     count = g.op("Max", g.op("ReduceSum", weights, axis1, keepdims=0), one)  # [B, 1], clamped at 1 as in pool()
-
-    def pool(x: str) -> str:
-        return g.op("Div", g.op("ReduceSum", g.op("Mul", x, weights), axis1, keepdims=0), count)
-
-    for i in range(layers):
-        if i == frozen:
-            bottom = hidden
-        hidden = _bert_layer(g, hidden, additive, i, heads, eps)
-    bottom = hidden if frozen == layers else bottom
-    g.nodes.append(helper.make_node("Identity", [g.linear(pool(hidden), "head")], ["logits"]))
-    g.nodes.append(helper.make_node("Squeeze", [g.linear(pool(bottom), "output"), axis1], ["output_logit"]))
+    pooled = g.op("Div", g.op("ReduceSum", g.op("Mul", hidden, weights), axis1, keepdims=0), count)
+    if output == "logits":
+        g.nodes.append(helper.make_node("Identity", [g.linear(pooled, "head")], ["logits"]))
+        shape = ["batch", state["head.bias"].shape[0]]
+    else:
+        g.nodes.append(helper.make_node("Squeeze", [g.linear(pooled, "output"), axis1], ["output_logit"]))
+        shape = ["batch"]
 
     ids = [helper.make_tensor_value_info(name, TensorProto.INT64, ["batch", "tokens"])
            for name in ("input_ids", "attention_mask")]
-    outputs = [helper.make_tensor_value_info("logits", TensorProto.FLOAT, ["batch", state["head.bias"].shape[0]]),
-               helper.make_tensor_value_info("output_logit", TensorProto.FLOAT, ["batch"])]
-    graph = helper.make_graph(g.nodes, "crisis_model", ids, outputs, g.initializers)
+    graph = helper.make_graph(g.nodes, f"crisis_model_{output}", ids,
+                              [helper.make_tensor_value_info(output, TensorProto.FLOAT, shape)], g.initializers)
     model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", OPSET)], producer_name="mh_lightning")
     model.ir_version = 8  # opset 17's IR version: readable by older runtimes too
     return model.SerializeToString(), g.values
 
 
 class OnnxForward:
-    """CrisisModel's forward on an ONNX Runtime session: one intra-op and one inter-op thread (a
+    """CrisisModel's outputs on ONNX Runtime sessions, each built on first use (a process that only
+    assesses messages never builds the answer head's), with one intra-op and one inter-op thread (a
     message is a few dozen tokens: one thread is as fast, and never stalls behind a busy core)."""
 
     name = "onnxruntime"
 
     def __init__(self, state: dict[str, np.ndarray], frozen: int, heads: int, eps: float) -> None:
-        import onnxruntime
-
-        options = onnxruntime.SessionOptions()
-        options.intra_op_num_threads = options.inter_op_num_threads = 1
-        options.execution_mode = onnxruntime.ExecutionMode.ORT_SEQUENTIAL
-        options.graph_optimization_level = onnxruntime.GraphOptimizationLevel.ORT_ENABLE_ALL
-        options.log_severity_level = 3  # errors only: no notes about unused initializers on stderr
-        graph, self.values = build_graph(state, frozen, heads, eps)  # the session reads these arrays: keep them
-        names = list(self.values)
-        options.add_external_initializers(names, [onnxruntime.OrtValue.ortvalue_from_numpy(self.values[n])
-                                                  for n in names])
-        self.session = onnxruntime.InferenceSession(graph, options, providers=["CPUExecutionProvider"])
+        self.state, self.frozen, self.heads, self.eps = state, frozen, heads, eps
+        self.sessions: dict[str, Any] = {}
+        self.values: dict[str, dict[str, np.ndarray]] = {}  # the arrays a session reads in place: kept alive
 
     @classmethod
     def from_files(cls, model_folder: Path, artefact: Path, frozen: int) -> OnnxForward:
@@ -199,10 +191,26 @@ class OnnxForward:
         return cls(crisis_state(model_folder, artefact), frozen, config["num_attention_heads"],
                    config["layer_norm_eps"])
 
+    def session(self, output: str) -> Any:
+        if output not in self.sessions:
+            import onnxruntime
+
+            options = onnxruntime.SessionOptions()
+            options.intra_op_num_threads = options.inter_op_num_threads = 1
+            options.execution_mode = onnxruntime.ExecutionMode.ORT_SEQUENTIAL
+            options.graph_optimization_level = onnxruntime.GraphOptimizationLevel.ORT_ENABLE_ALL
+            options.log_severity_level = 3  # errors only
+            graph, values = build_graph(self.state, self.frozen, self.heads, self.eps, output)
+            options.add_external_initializers(list(values), [onnxruntime.OrtValue.ortvalue_from_numpy(value)
+                                                             for value in values.values()])
+            self.sessions[output] = onnxruntime.InferenceSession(graph, options, providers=["CPUExecutionProvider"])
+            self.values[output] = values
+        return self.sessions[output]
+
     def _run(self, output: str, input_ids: np.ndarray, attention_mask: np.ndarray) -> np.ndarray:
         feed = {"input_ids": input_ids.astype(np.int64, copy=False),
                 "attention_mask": attention_mask.astype(np.int64, copy=False)}
-        return self.session.run([output], feed)[0]
+        return self.session(output).run([output], feed)[0]
 
     def logits(self, input_ids: np.ndarray, attention_mask: np.ndarray) -> np.ndarray:
         return self._run("logits", input_ids, attention_mask)
