@@ -150,7 +150,6 @@ def test_both_backends_make_the_same_decisions_on_the_labelled_set(
         monkeypatch.setattr(detector, "load_classifier", lambda loaded=loaded: loaded)
         decisions[loaded.backend] = [detector.assess(text) for text in EVAL_TEXTS]
     pairs = list(zip(decisions["onnxruntime"], decisions["torch"], strict=True))
-    assert len(pairs) == 2897
     assert [(a.is_crisis, a.category) for a, _ in pairs] == [(b.is_crisis, b.category) for _, b in pairs]
     assert max(abs(a.score - b.score) for a, b in pairs) <= probability_tolerance(onnx_classifier)
 
