@@ -24,6 +24,7 @@ from mh_lightning.safety.classifier import (
     model_dir,
     model_input,
     pieces,
+    read_metadata,
 )
 from mh_lightning.safety.runtime import OnnxForward, crisis_state
 
@@ -98,6 +99,21 @@ def test_without_onnxruntime_the_torch_fallback_is_chosen_and_said_once(
                                                    "crisis classifier runs on torch")
 
 
+def test_an_artefact_that_does_not_fit_is_refused_with_the_fix(tmp_path: Path) -> None:
+    from safetensors.numpy import load_file, save_file
+
+    frozen = read_metadata(ARTEFACT)["frozen_layers"]
+    tensors = load_file(ARTEFACT)
+    del tensors["head.bias"]
+    save_file(tensors, tmp_path / "bad.safetensors")
+    with pytest.raises(RuntimeError, match=r"bad.safetensors: tensors \['head.bias'\] do not fit the model; "
+                                           r"rebuild it with python scripts/train_safety_classifier.py"):
+        crisis_state(model_dir(), tmp_path / "bad.safetensors", frozen)
+    other = frozen - 1 if frozen > 0 else 1  # one layer more or less than the artefact was trained with
+    with pytest.raises(RuntimeError, match=rf"tensors \['head.bias', 'layers.{min(frozen, other)}\."):
+        crisis_state(model_dir(), tmp_path / "bad.safetensors", other)
+
+
 @pytest.mark.slow
 def test_the_fallback_loads_on_torch_and_scores_as_onnxruntime_does(
         monkeypatch: pytest.MonkeyPatch, onnx_classifier: CrisisClassifier) -> None:
@@ -124,7 +140,7 @@ def test_the_graph_reads_the_torch_model_weights_and_gives_its_logits_on_a_padde
         torch_classifier: CrisisClassifier) -> None:
     model = torch_classifier.model
     state = {name: tensor.numpy() for name, tensor in model.state_dict().items()}
-    from_files = crisis_state(model_dir(), ARTEFACT)
+    from_files = crisis_state(model_dir(), ARTEFACT, model.frozen)
     assert sorted(from_files) == sorted(state)  # all 6 layers, embeddings and both heads
     assert all(np.array_equal(from_files[name], state[name]) for name in state)
     forward = OnnxForward(state, model.frozen, heads=12, eps=1e-12)

