@@ -1,13 +1,14 @@
 """Time the safety checks on one CPU thread and print the result as JSON.
 
-    python scripts/bench_safety.py [--repeats 3] [--every 10]   # PYTHONPATH=. if not pip-installed
+    python scripts/bench_safety.py [--repeats 3] [--every 10] [--backend torch]   # PYTHONPATH=. if not pip-installed
 
 Per message of tests/data/safety_eval.jsonl (every `--every`-th one): the rules alone (`detect`),
 `assess` (rules + one batched forward of the classifier over the message's pieces), `assess` with
 two earlier turns (the chat case), long messages (many sentence pairs), `screen_output` on answers,
 and the cold start (import and model load, in a fresh process). Timings are interleaved: each round
 runs every check once on every message, so a burst of load on a shared machine hits all of them
-alike; the load average is reported with the figures.
+alike; the load average is reported with the figures, and so is the classifier's backend
+(onnxruntime where it is installed, else torch; `--backend` picks one, cold start included).
 """
 
 from __future__ import annotations
@@ -26,6 +27,7 @@ from pathlib import Path
 import torch
 
 from mh_lightning.safety import assess, detect, load_classifier, screen_output
+from mh_lightning.safety.classifier import BACKEND_ENV
 
 REPO = Path(__file__).resolve().parents[1]
 EVAL_SET = REPO / "tests" / "data" / "safety_eval.jsonl"
@@ -60,7 +62,11 @@ def main(argv: list[str] | None = None) -> dict:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--repeats", type=int, default=3, help="timed rounds per message (default: 3)")
     parser.add_argument("--every", type=int, default=10, help="time every n-th message of the set (default: 10)")
+    parser.add_argument("--backend", choices=("onnxruntime", "torch"),
+                        help="the classifier's forward (default: onnxruntime where it is installed)")
     args = parser.parse_args(argv)
+    if args.backend:
+        os.environ[BACKEND_ENV] = args.backend  # read at load, here and in the cold-start processes
     torch.set_num_threads(1)
     rows = [json.loads(line) for line in EVAL_SET.read_text(encoding="utf-8").splitlines()]
     sample = [row["text"] for row in rows][::args.every]
@@ -68,9 +74,11 @@ def main(argv: list[str] | None = None) -> dict:
     earlier = ["I have had a long week at work.", "My sister visited on Sunday."]
     cold = [float(subprocess.run([sys.executable, "-c", COLD], capture_output=True, text=True, check=True,
                                  env={**os.environ, "PYTHONPATH": str(REPO)}).stdout) for _ in range(2)]
-    load_classifier().probabilities(["warm up"])  # first call pays for lazy initialisation inside torch
+    classifier = load_classifier()
+    classifier.probabilities(["warm up"])  # the first call pays for lazy initialisation inside the runtime
     result = {
-        "messages": len(sample), "repeats": args.repeats, "load_average_before": os.getloadavg(),
+        "backend": classifier.backend, "messages": len(sample), "repeats": args.repeats,
+        "load_average_before": os.getloadavg(),
         "cold_start_s": round(min(cold), 2),
         **interleaved({
             "rules_ms": (detect, sample),

@@ -5,9 +5,11 @@
     shown = guard.check_output(model_answer)
 
 Modules: `normalize` (the canonical text both halves read), `rule_tables` (the rules, pure data),
-`rules` (the rule engine and its guards), `classifier` (the fine-tuned MiniLM), `detector` (one
-decision from both, with conversation context), `guard` (what chat and generate call),
-`resources` (helplines, crisis reply, footer) and `offline`. See docs/safety.md.
+`rules` (the rule engine and its guards), `classifier` (the fine-tuned MiniLM: pieces, scores,
+loading), `runtime` (its forward on ONNX Runtime, built from the weights at load time), `encoder`
+(the same model in torch: training and the fallback), `detector` (one decision from both, with
+conversation context), `guard` (what chat and generate call), `resources` (helplines, crisis reply,
+footer) and `offline`. See docs/safety.md.
 """
 
 from mh_lightning.safety.classifier import (

@@ -1,0 +1,73 @@
+"""The crisis classifier's model in torch: MiniLM with a crisis/category head and an answer head.
+
+Training (scripts/train_safety_classifier.py) and the torch fallback use it; inference normally
+runs the same weights on ONNX Runtime (`runtime.py`), which needs neither torch nor transformers:
+this module is imported only when they are wanted.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import torch
+
+HEAD_OUTPUTS = 5  # the crisis logit and one logit per category of classifier.CATEGORIES
+
+
+class CrisisModel(torch.nn.Module):
+    """MiniLM, masked mean pooling and a linear head: column 0 is the crisis logit, columns 1-4 the
+    category logits (CATEGORIES order). `bottom` is the stock encoder up to `frozen` layers (training
+    computes it once per text), `top` the fine-tuned layers and the head."""
+
+    def __init__(self, bert: torch.nn.Module, frozen: int) -> None:
+        super().__init__()
+        self.embeddings, self.layers, self.frozen = bert.embeddings, bert.encoder.layer, frozen
+        self.head = torch.nn.Linear(bert.config.hidden_size, HEAD_OUTPUTS)
+        self.output = torch.nn.Linear(bert.config.hidden_size, 1)  # generated answers: unsafe logit
+
+    @staticmethod
+    def additive(mask: torch.Tensor) -> torch.Tensor:
+        return (1.0 - mask[:, None, None, :].to(torch.float32)) * torch.finfo(torch.float32).min
+
+    def bottom(self, input_ids: torch.Tensor, attention_mask: torch.Tensor) -> torch.Tensor:
+        hidden, additive = self.embeddings(input_ids=input_ids), self.additive(attention_mask)
+        for layer in self.layers[:self.frozen]:
+            hidden = layer(hidden, attention_mask=additive)[0]
+        return hidden
+
+    def top(self, hidden: torch.Tensor, attention_mask: torch.Tensor) -> torch.Tensor:
+        additive = self.additive(attention_mask)
+        for layer in self.layers[self.frozen:]:
+            hidden = layer(hidden, attention_mask=additive)[0]
+        return self.head(self.pool(hidden, attention_mask))
+
+    @staticmethod
+    def pool(hidden: torch.Tensor, attention_mask: torch.Tensor) -> torch.Tensor:
+        weights = attention_mask.unsqueeze(-1).to(hidden.dtype)
+        return (hidden * weights).sum(1) / weights.sum(1).clamp_min(1.0)
+
+    def output_logit(self, input_ids: torch.Tensor, attention_mask: torch.Tensor) -> torch.Tensor:
+        """Answers are screened on the stock layers' features (a logistic regression): the fine-tuned
+        layers learned what a person in crisis writes, not what an unsafe answer says."""
+        return self.output(self.pool(self.bottom(input_ids, attention_mask), attention_mask))[:, 0]
+
+    def forward(self, input_ids: torch.Tensor, attention_mask: torch.Tensor) -> torch.Tensor:
+        return self.top(self.bottom(input_ids, attention_mask), attention_mask)
+
+    def trained_state(self) -> dict[str, torch.Tensor]:
+        """What the artefact holds: the fine-tuned layers and the head."""
+        def trained(name: str) -> bool:
+            return name.startswith(("head.", "output.")) or (
+                name.startswith("layers.") and int(name.split(".")[1]) >= self.frozen)
+
+        return {name: tensor for name, tensor in self.state_dict().items() if trained(name)}
+
+
+def load_bert(path: Path) -> tuple[Any, torch.nn.Module]:
+    """The stock tokenizer and MiniLM encoder in `path`, from local files only, fp32, eval mode."""
+    from transformers import AutoModel, AutoTokenizer
+
+    tokenizer = AutoTokenizer.from_pretrained(path, local_files_only=True)
+    bert = AutoModel.from_pretrained(path, local_files_only=True)
+    return tokenizer, bert.to("cpu", torch.float32).eval()
