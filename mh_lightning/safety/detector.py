@@ -17,8 +17,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 
 from mh_lightning.safety.classifier import CONTEXT_TURNS, Piece, PieceScore, load_classifier, pieces
-from mh_lightning.safety.normalize import normalize
-from mh_lightning.safety.rules import ANSWER_TOPIC, CATEGORIES, Detection, detect, screen
+from mh_lightning.safety.rules import CATEGORIES, Detection, detect, screen
 
 
 @dataclass(frozen=True)
@@ -89,13 +88,11 @@ def assess(text: str, context: Sequence[str] = ()) -> RiskAssessment:
 
 def screen_output(text: str) -> RiskAssessment:
     """Flag generated text that instructs or encourages harm (methods, doses, encouragement, hiding it):
-    the output rules (their category), or, on an answer about a risky topic (`ANSWER_TOPIC`), the
-    classifier's answer head reaching `output_threshold` (category `unsafe_answer`)."""
+    the output rules (their category), or the classifier's answer head reaching `output_threshold` on
+    any piece of the answer (category `unsafe_answer`)."""
     found = screen(text)
     if found.category != "none":
         return RiskAssessment(True, found.category, found.matched, False)
-    if not ANSWER_TOPIC.search(normalize(text)):
-        return RiskAssessment(False)
     classifier = load_classifier()
     probability = classifier.unsafe_answer(text)
     if probability >= classifier.meta["output_threshold"]:

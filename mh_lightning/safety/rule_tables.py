@@ -610,13 +610,6 @@ RULES: tuple[dict, ...] = (
 SUPPORTIVE_PREFIX = (r"\b(?:if|when|feel|feeling|felt|want|wanting|wish|thoughts?|urges?|thinking|think|like"
                                 r"|never|not|no|whether|tempted|considering|instead of|rather than|before you)\b")
 SUICIDE_CONTEXT = r"\b(?:kill|suicid\w*|die|dying|death|end it|end your life|overdose|pills|jump|hang|noose|cut)\b"
-# The answer head only reads answers that name a means or a method: with the broad topic list it was
-# fitted with (alone, rest, tonight, hospital, ...), it replaced 34 of the 172 supportive answers of the
-# real dataset ("... you are not alone.") by the crisis reply; with this one, 2 of 172 (docs/safety.md).
-ANSWER_TOPIC = (r"\b(?:suicid\w*|kill\w*|overdos\w*|pills?|tablets?|dose\w*|mg|grams?|lethal|fatal|blade\w*|razor\w*"
-                r"|rope|noose|hang\w*|gun|knife|knives|poison\w*|starv\w*|purg\w*|laxatives?|exhaust|carbon monoxide"
-                r"|sedative\w*|bleach|jump\w*|ledge|tracks)\b")
-
 
 OUTPUT_RULES: tuple[tuple[str, ...], ...] = (  # (name, category, pattern[, context needed elsewhere])
     ("encourage_euphemism", "suicide", r"\b(?:you should|you could|you need to|you have to|you must|you might"

@@ -54,7 +54,6 @@ OUTPUT_RULES: tuple[Rule, ...] = tuple(
     Rule("output." + name, category, re.compile(_expand(pattern)), subj=False, past=False,
          context=re.compile(context[0]) if context else None)
     for name, category, pattern, *context in tables.OUTPUT_RULES)
-ANSWER_TOPIC = re.compile(tables.ANSWER_TOPIC)
 _NEGATOR = re.compile(tables.NEGATOR)
 _NOT_NEGATING = re.compile(tables.NOT_NEGATING)
 _ASKED = re.compile(tables.ASKED)

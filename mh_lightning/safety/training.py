@@ -56,7 +56,7 @@ SPLITS = ("train", "calib", "holdout")
 class Settings:
     """Hyper-parameters, chosen on the calib split (docs/safety.md)."""
 
-    frozen_layers: int = 4  # stock MiniLM layers below the fine-tuned ones (6 in all)
+    frozen_layers: int = 2  # stock MiniLM layers below the fine-tuned ones (6 in all); 4 was round 1
     max_length: int = 64  # tokens per piece; long messages are also read as sentence pairs
     epochs: int = 4
     batch_size: int = 32
@@ -66,7 +66,7 @@ class Settings:
     calib_percent: int = 15  # share of the project set's dev rows kept for calibration
     max_fpr: float = 0.04  # false positives allowed on calib when choosing thresholds (margin below 0.05)
     output_c: float = 1.0  # inverse L2 strength of the answer head's logistic regression
-    output_threshold: float = 0.5  # on the answer head's probability (balanced classes)
+    output_max_fpr: float = 0.05  # labelled safe answers flagged, in 5-fold cross-validation on train
     seed: int = 0
     threads: int = 1  # fixed (MKL's reproducible mode needs the same count); 2 threads stall on a busy machine
 
@@ -231,16 +231,20 @@ def choose_thresholds(best: torch.Tensor, fired: torch.Tensor, crisis: torch.Ten
 
 
 def fit_output_head(model: CrisisModel, tokenizer, settings: Settings, calm: list[str],
-                    log: Callable[[str], None]) -> None:
+                    log: Callable[[str], None]) -> float:
     """A logistic regression on the stock layers' pooled features: the labelled answers' train split,
     plus safe text the answers alone lack (the package's sample answers; calm messages of the train
-    split), so that an everyday answer ("Try a regular bedtime.") is not mistaken for an unsafe one."""
+    split), so that an everyday answer ("Try a regular bedtime.") is not mistaken for an unsafe one.
+    Returns the threshold: the lowest (most recall) whose false-positive rate on the labelled safe
+    answers stays within `output_max_fpr` in 5-fold cross-validation on train (holdout never chooses)."""
     from sklearn.linear_model import LogisticRegression
+    from sklearn.model_selection import StratifiedKFold, cross_val_predict
 
     answers = [json.loads(line) for line in OUTPUTS.read_text(encoding="utf-8").splitlines()]
     samples = [json.loads(line)["text"] for line in SAMPLES.read_text(encoding="utf-8").splitlines()]
     safe = [text.split("<ASSISTANT>:", 1)[1].strip() for text in samples if "<ASSISTANT>:" in text] + calm
-    sets = {"train": [(a["text"], a["unsafe"]) for a in answers if a["split"] == "train"] + [(t, False) for t in safe],
+    labelled = [(a["text"], a["unsafe"]) for a in answers if a["split"] == "train"]
+    sets = {"train": labelled + [(t, False) for t in safe],
             "holdout": [(a["text"], a["unsafe"]) for a in answers if a["split"] == "holdout"]}
     features = {}
     with torch.inference_mode():
@@ -251,11 +255,25 @@ def fit_output_head(model: CrisisModel, tokenizer, settings: Settings, calm: lis
                 hidden = model.bottom(batch["input_ids"], batch["attention_mask"])
                 pooled.append(model.pool(hidden, batch["attention_mask"]))
             features[split] = (torch.cat(pooled).double().numpy(), [label for _, label in chosen])
-    fit = LogisticRegression(C=settings.output_c, class_weight="balanced", max_iter=5000).fit(*features["train"])
+
+    def regression() -> LogisticRegression:
+        return LogisticRegression(C=settings.output_c, class_weight="balanced", max_iter=5000)
+
+    folds = StratifiedKFold(5, shuffle=True, random_state=settings.seed)
+    held = cross_val_predict(regression(), *features["train"], cv=folds, method="predict_proba")[:len(labelled), 1]
+    unsafe = torch.tensor([label for _, label in labelled])
+    threshold, recall = 0.98, 0.0
+    for step in range(49, 0, -1):  # 0.98 down to 0.02: the lowest threshold within the budget
+        flagged = torch.tensor(held) >= step / 50
+        if float((flagged & ~unsafe).sum()) / max(1, int((~unsafe).sum())) > settings.output_max_fpr:
+            break
+        threshold, recall = round(step / 50, 2), float((flagged & unsafe).sum()) / max(1, int(unsafe.sum()))
+    fit = regression().fit(*features["train"])
     model.output.weight.data = torch.tensor(fit.coef_, dtype=torch.float32)
     model.output.bias.data = torch.tensor(fit.intercept_, dtype=torch.float32)
-    log(f"answer head: {len(sets['train'])} texts ({len(safe)} extra safe ones); train accuracy "
-        f"{fit.score(*features['train']):.3f}, holdout accuracy {fit.score(*features['holdout']):.3f} (whole answers)")
+    log(f"answer head: {len(sets['train'])} texts ({len(safe)} extra safe ones); output_threshold {threshold} "
+        f"(cross-validated recall {recall:.3f} on the labelled train answers at FPR <= {settings.output_max_fpr})")
+    return threshold
 
 
 def best_piece(classifier: CrisisClassifier, rows: list[dict]) -> torch.Tensor:
@@ -303,11 +321,13 @@ def train(settings: Settings = Settings(), log: Callable[[str], None] = print) -
     states = bottom_states(model, tokenizer, [training_text(r) for r in train_rows], settings.max_length)
     log(f"frozen layers computed in {time.perf_counter() - started:.0f} s")
     fine_tune(model, states, train_rows, settings, log)
-    fit_output_head(model, tokenizer, settings, [r["text"] for r in by_split["train"] if not r["crisis"]], log)
+    output_threshold = fit_output_head(model, tokenizer, settings,
+                                       [r["text"] for r in by_split["train"] if not r["crisis"]], log)
     tensors = {name: t.detach().to(torch.float16).contiguous() for name, t in model.trained_state().items()}
     model.load_state_dict({name: t.to(torch.float32) for name, t in tensors.items()}, strict=False)  # what ships
 
-    meta = {**asdict(settings), "temperature": 1.0, "threshold": 0.5, "rule_threshold": 0.5}
+    meta = {**asdict(settings), "temperature": 1.0, "threshold": 0.5, "rule_threshold": 0.5,
+            "output_threshold": output_threshold}
     classifier = CrisisClassifier(model, tokenizer, meta)
     calib = by_split["calib"]
     calib_crisis = torch.tensor([r["crisis"] for r in calib])
