@@ -102,7 +102,9 @@ def wait_for(driver, script: str) -> object:
 def test_the_chat_page_streams_shows_helplines_first_and_stays_on_this_server(loaded, browser, tmp_path):
     from selenium.webdriver.common.by import By
 
-    answer = " Try to breathe slowly. You are doing well, and you are not alone.\n<HUMAN>:"
+    # a supportive answer that the output screen passes ("Try to breathe slowly. You are doing well, and
+    # you are not alone." is a known false positive of the answer head: docs/safety.md, Output screening)
+    answer = " Anxiety at night is common. Try a slow walk or a warm drink, and talk to someone you trust.\n<HUMAN>:"
     with thread_server(loaded) as (url, _), scripted(loaded, answer):
         browser.get(f"{url}/")
         notice = browser.find_element(By.CSS_SELECTOR, "#notice .disclaimer").text
@@ -112,8 +114,8 @@ def test_the_chat_page_streams_shows_helplines_first_and_stays_on_this_server(lo
         send(browser, "I feel anxious tonight.")
         wait_for(browser, "return !document.getElementById('send').disabled && window.seen.length > 0")
         seen = browser.execute_script("return window.seen")
-        assert seen[-1] == "Try to breathe slowly. You are doing well, and you are not alone."
-        assert seen[0] == "Try to breathe slowly."  # a sentence at a time, as the guard releases them
+        assert seen[-1] == "Anxiety at night is common. Try a slow walk or a warm drink, and talk to someone you trust."
+        assert seen[0] == "Anxiety at night is common."  # a sentence at a time, as the guard releases them
         assert browser.find_element(By.CSS_SELECTOR, "#messages li.user").text == "I feel anxious tonight."
 
         send(browser, "I want to kill myself")
@@ -124,7 +126,8 @@ def test_the_chat_page_streams_shows_helplines_first_and_stays_on_this_server(lo
         assert parts[0].get_attribute("class") == "crisis"  # the helplines come first, in their own box
         assert parts[0].get_attribute("textContent") == crisis_reply(load_resources())
         assert "988" in parts[0].text and "116 123" in parts[0].text
-        assert parts[1].text == "Try to breathe slowly. You are doing well, and you are not alone."
+        assert parts[1].text == ("Anxiety at night is common. Try a slow walk or a warm drink, and talk to someone "
+                                 "you trust.")
         assert parts[0].value_of_css_property("border-left-color") != parts[1].value_of_css_property("color")
         assert DISCLAIMER not in reply.text  # shown once, at the top of the page
 

@@ -85,6 +85,27 @@ class Piece:
     text: str  # raw text: the classifier normalises it
 
 
+ANSWER_WORDS = 45  # an answer longer than this is also read in chunks of whole sentences up to this many words
+
+
+def answer_pieces(answer: str) -> list[str]:
+    """What the answer head reads: the answer (its first max_length tokens) and, when it is long,
+    consecutive chunks of whole sentences of at most ANSWER_WORDS words each, so a harmful sentence
+    late in a long answer is read too. Chunks, not sentence pairs: the head was fitted on whole
+    answers, and a pair of list items ("5. Ensure you get enough rest ...") reads like an instruction."""
+    found, chunk = [answer], []
+    if len(answer.split()) <= ANSWER_WORDS:
+        return found
+    for sentence in sentences(answer):
+        if chunk and len(" ".join(chunk + [sentence]).split()) > ANSWER_WORDS:
+            found.append(" ".join(chunk))
+            chunk = []
+        chunk.append(sentence)
+    if chunk:
+        found.append(" ".join(chunk))
+    return found
+
+
 def pieces(text: str, context: Sequence[str] = ()) -> list[Piece]:
     """What is scored for one message: the message; consecutive sentence pairs when it has three or
     more sentences; with earlier turns, the last CONTEXT_TURNS of them joined with the message."""
@@ -276,7 +297,7 @@ class CrisisClassifier:
 
     def unsafe_answer(self, answer: str) -> float:
         """Probability that a generated answer is unsafe: its most worrying piece."""
-        return float(_sigmoid(self._run([piece.text for piece in pieces(answer)], "output_logit")).max())
+        return float(_sigmoid(self._run(answer_pieces(answer), "output_logit")).max())
 
     def probabilities(self, texts: list[str], batch_size: int = 64) -> list[float]:
         found: list[float] = []

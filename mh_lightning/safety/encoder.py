@@ -24,7 +24,7 @@ class CrisisModel(torch.nn.Module):
         super().__init__()
         self.embeddings, self.layers, self.frozen = bert.embeddings, bert.encoder.layer, frozen
         self.head = torch.nn.Linear(bert.config.hidden_size, HEAD_OUTPUTS)
-        self.output = torch.nn.Linear(bert.config.hidden_size, 1)  # generated answers: unsafe logit
+        self.output = torch.nn.Linear(2 * bert.config.hidden_size, 1)  # generated answers: unsafe logit
 
     @staticmethod
     def additive(mask: torch.Tensor) -> torch.Tensor:
@@ -47,10 +47,19 @@ class CrisisModel(torch.nn.Module):
         weights = attention_mask.unsqueeze(-1).to(hidden.dtype)
         return (hidden * weights).sum(1) / weights.sum(1).clamp_min(1.0)
 
+    def answer_features(self, input_ids: torch.Tensor, attention_mask: torch.Tensor) -> torch.Tensor:
+        """What the answer head reads, [B, 2 x hidden]: the pooled stock layers (what a text says) next
+        to the pooled fine-tuned layers (how close it sits to a person in crisis). Either alone flagged
+        supportive list-style answers ("5. Prioritize your well-being: ...") far more often."""
+        hidden = self.bottom(input_ids, attention_mask)
+        stock, additive = self.pool(hidden, attention_mask), self.additive(attention_mask)
+        for layer in self.layers[self.frozen:]:
+            hidden = layer(hidden, attention_mask=additive)[0]
+        return torch.cat([stock, self.pool(hidden, attention_mask)], dim=-1)
+
     def output_logit(self, input_ids: torch.Tensor, attention_mask: torch.Tensor) -> torch.Tensor:
-        """Answers are screened on the stock layers' features (a logistic regression): the fine-tuned
-        layers learned what a person in crisis writes, not what an unsafe answer says."""
-        return self.output(self.pool(self.bottom(input_ids, attention_mask), attention_mask))[:, 0]
+        """The answer head (a logistic regression on `answer_features`): the unsafe-answer logit."""
+        return self.output(self.answer_features(input_ids, attention_mask))[:, 0]
 
     def forward(self, input_ids: torch.Tensor, attention_mask: torch.Tensor) -> torch.Tensor:
         return self.top(self.bottom(input_ids, attention_mask), attention_mask)

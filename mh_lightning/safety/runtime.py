@@ -10,8 +10,8 @@ tokenizer.json that transformers' fast tokenizer reads.
 The graph computes what `CrisisModel` does, in fp32: embeddings (word + token type 0 + position,
 LayerNorm), BERT layers with the additive attention mask (so pieces padded together are scored as
 if alone), exact erf GELU, masked mean pooling; one graph gives `logits` [B, 5] (after all layers:
-crisis + categories), another `output_logit` [B] (the answer head, after the stock layers, i.e.
-`frozen_layers`).
+crisis + categories), another `output_logit` [B] (the answer head, on the pooled stock layers next to the pooled
+last layer: `CrisisModel.answer_features`).
 """
 
 from __future__ import annotations
@@ -137,7 +137,7 @@ def build_graph(state: dict[str, np.ndarray], frozen: int, heads: int, eps: floa
                 output: str = "logits") -> tuple[bytes, dict[str, np.ndarray]]:
     """The serialized ONNX model of one of CrisisModel's outputs, and the arrays of its initializers:
     `logits` (`forward`: all layers, crisis + category head) or `output_logit` (the answer head on
-    the first `frozen` layers only: the rest would be computed for nothing)."""
+    the pooled stock layers next to the pooled last layer, as CrisisModel.answer_features)."""
     from onnx import TensorProto, helper
 
     g = GraphBuilder(state)
@@ -158,17 +158,26 @@ def build_graph(state: dict[str, np.ndarray], frozen: int, heads: int, eps: floa
     one = g.const("one", np.array(1.0, np.float32))
     additive = g.op("Mul", g.op("Sub", one, mask), g.const("float_min", np.array(FLOAT_MIN, np.float32)))
     additive = g.op("Unsqueeze", additive, g.const("axes12", np.array([1, 2], np.int64)))  # [B, 1, 1, T]
-    for i in range(layers if output == "logits" else frozen):
-        hidden = _bert_layer(g, hidden, additive, i, heads, eps)
-
     weights = g.op("Unsqueeze", mask, g.const("axis_last", np.array([-1], np.int64)))  # [B, T, 1]
     count = g.op("Max", g.op("ReduceSum", weights, axis1, keepdims=0), one)  # [B, 1], clamped at 1 as in pool()
-    pooled = g.op("Div", g.op("ReduceSum", g.op("Mul", hidden, weights), axis1, keepdims=0), count)
+
+    def pool(values: str) -> str:
+        return g.op("Div", g.op("ReduceSum", g.op("Mul", values, weights), axis1, keepdims=0), count)
+
+    stock = hidden
+    for i in range(layers):
+        if i == frozen:
+            stock = hidden
+        hidden = _bert_layer(g, hidden, additive, i, heads, eps)
+    if frozen == layers:
+        stock = hidden
+    pooled = pool(hidden)
     if output == "logits":
         g.nodes.append(helper.make_node("Identity", [g.linear(pooled, "head")], ["logits"]))
         shape = ["batch", state["head.bias"].shape[0]]
     else:
-        g.nodes.append(helper.make_node("Squeeze", [g.linear(pooled, "output"), axis1], ["output_logit"]))
+        features = g.op("Concat", pool(stock), pooled, axis=1)  # CrisisModel.answer_features
+        g.nodes.append(helper.make_node("Squeeze", [g.linear(features, "output"), axis1], ["output_logit"]))
         shape = ["batch"]
 
     ids = [helper.make_tensor_value_info(name, TensorProto.INT64, ["batch", "tokens"])

@@ -36,6 +36,7 @@ from mh_lightning.safety.classifier import (
     MODEL_PACKAGE,
     CrisisClassifier,
     CrisisModel,
+    answer_pieces,
     conversation,
     load_base,
     model_dir,
@@ -66,7 +67,7 @@ class Settings:
     calib_percent: int = 15  # share of the project set's dev rows kept for calibration
     max_fpr: float = 0.04  # false positives allowed on calib when choosing thresholds (margin below 0.05)
     output_c: float = 1.0  # inverse L2 strength of the answer head's logistic regression
-    output_max_fpr: float = 0.05  # labelled safe answers flagged, in 5-fold cross-validation on train
+    output_max_fpr: float = 0.03  # labelled safe answers flagged, in 5-fold cross-validation on train
     seed: int = 0
     threads: int = 1  # fixed (MKL's reproducible mode needs the same count); 2 threads stall on a busy machine
 
@@ -232,47 +233,59 @@ def choose_thresholds(best: torch.Tensor, fired: torch.Tensor, crisis: torch.Ten
 
 def fit_output_head(model: CrisisModel, tokenizer, settings: Settings, calm: list[str],
                     log: Callable[[str], None]) -> float:
-    """A logistic regression on the stock layers' pooled features: the labelled answers' train split,
-    plus safe text the answers alone lack (the package's sample answers; calm messages of the train
-    split), so that an everyday answer ("Try a regular bedtime.") is not mistaken for an unsafe one.
-    Returns the threshold: the lowest (most recall) whose false-positive rate on the labelled safe
-    answers stays within `output_max_fpr` in 5-fold cross-validation on train (holdout never chooses)."""
+    """A logistic regression on `CrisisModel.answer_features`, for answers read as the screen reads
+    them (`answer_pieces`: whole, and long ones in chunks of sentences; the most worrying one counts).
+    Fitted on the labelled answers' train split plus safe text the answers alone lack: every chunk of
+    a safe answer (a long supportive answer must not be flagged by one of its chunks), the package's
+    sample answers and calm messages of the train split. Returns the
+    threshold: the lowest whose false-positive rate on the labelled safe train answers, scored by
+    their most worrying piece out of fold (5 folds, an answer's pieces in its fold), stays within
+    `output_max_fpr`; the holdout answers never choose anything."""
     from sklearn.linear_model import LogisticRegression
-    from sklearn.model_selection import StratifiedKFold, cross_val_predict
+    from sklearn.model_selection import StratifiedGroupKFold
 
     answers = [json.loads(line) for line in OUTPUTS.read_text(encoding="utf-8").splitlines()]
     samples = [json.loads(line)["text"] for line in SAMPLES.read_text(encoding="utf-8").splitlines()]
-    safe = [text.split("<ASSISTANT>:", 1)[1].strip() for text in samples if "<ASSISTANT>:" in text] + calm
+    sample_answers = [text.split("<ASSISTANT>:", 1)[1].strip() for text in samples if "<ASSISTANT>:" in text]
     labelled = [(a["text"], a["unsafe"]) for a in answers if a["split"] == "train"]
-    sets = {"train": labelled + [(t, False) for t in safe],
-            "holdout": [(a["text"], a["unsafe"]) for a in answers if a["split"] == "holdout"]}
-    features = {}
+    items: list[tuple[str, bool, int]] = []  # text, label, group (one answer or safe text)
+    for group, (text, unsafe) in enumerate(labelled):  # an unsafe answer's other chunks may be harmless
+        items += [(chunk, unsafe, group) for chunk in (answer_pieces(text)[:1] if unsafe else answer_pieces(text))]
+    for group, text in enumerate(sample_answers + calm, start=len(labelled)):
+        items += [(chunk, False, group) for chunk in answer_pieces(text)]
     with torch.inference_mode():
-        for split, chosen in sets.items():
-            pooled = []
-            for start in range(0, len(chosen), 64):
-                batch = tokenize(tokenizer, [t for t, _ in chosen[start:start + 64]], settings.max_length)
-                hidden = model.bottom(batch["input_ids"], batch["attention_mask"])
-                pooled.append(model.pool(hidden, batch["attention_mask"]))
-            features[split] = (torch.cat(pooled).double().numpy(), [label for _, label in chosen])
+        pooled = []
+        for start in range(0, len(items), 64):
+            batch = tokenize(tokenizer, [item[0] for item in items[start:start + 64]], settings.max_length)
+            pooled.append(model.answer_features(batch["input_ids"], batch["attention_mask"]))
+    features = torch.cat(pooled).double().numpy()
+    labels = [item[1] for item in items]
+    groups = [item[2] for item in items]
 
     def regression() -> LogisticRegression:
         return LogisticRegression(C=settings.output_c, class_weight="balanced", max_iter=5000)
 
-    folds = StratifiedKFold(5, shuffle=True, random_state=settings.seed)
-    held = cross_val_predict(regression(), *features["train"], cv=folds, method="predict_proba")[:len(labelled), 1]
+    held = torch.zeros(len(items), dtype=torch.float64)
+    folds = StratifiedGroupKFold(5, shuffle=True, random_state=settings.seed)
+    for fit_rows, test_rows in folds.split(features, labels, groups):
+        fold = regression().fit(features[fit_rows], [labels[i] for i in fit_rows])
+        held[test_rows] = torch.tensor(fold.predict_proba(features[test_rows])[:, 1])
+    worst = torch.zeros(len(labelled), dtype=torch.float64)
+    for i, (_, _, group) in enumerate(items):  # an answer's score: its most worrying piece
+        if group < len(labelled):
+            worst[group] = max(worst[group], held[i])
     unsafe = torch.tensor([label for _, label in labelled])
     threshold, recall = 0.98, 0.0
     for step in range(49, 0, -1):  # 0.98 down to 0.02: the lowest threshold within the budget
-        flagged = torch.tensor(held) >= step / 50
+        flagged = worst >= step / 50
         if float((flagged & ~unsafe).sum()) / max(1, int((~unsafe).sum())) > settings.output_max_fpr:
             break
         threshold, recall = round(step / 50, 2), float((flagged & unsafe).sum()) / max(1, int(unsafe.sum()))
-    fit = regression().fit(*features["train"])
+    fit = regression().fit(features, labels)
     model.output.weight.data = torch.tensor(fit.coef_, dtype=torch.float32)
     model.output.bias.data = torch.tensor(fit.intercept_, dtype=torch.float32)
-    log(f"answer head: {len(sets['train'])} texts ({len(safe)} extra safe ones); output_threshold {threshold} "
-        f"(cross-validated recall {recall:.3f} on the labelled train answers at FPR <= {settings.output_max_fpr})")
+    log(f"answer head: {len(items)} pieces ({len(labelled)} labelled answers); output_threshold {threshold} "
+        f"(out-of-fold recall {recall:.3f} on the labelled train answers at FPR <= {settings.output_max_fpr})")
     return threshold
 
 
