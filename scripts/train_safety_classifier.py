@@ -2,18 +2,8 @@
 
     python scripts/train_safety_classifier.py            # PYTHONPATH=. if mh_lightning is not pip-installed
 
-One seeded run on the CPU (see docs/safety.md for how long it takes):
-1. read the labelled messages (tests/data/safety_eval.jsonl: its `dev` rows go to `train`, or to
-   `calib` by a hash of their text; tests/data/safety_written.jsonl: split by writing session) and
-   check that no normalised text is in two splits;
-2. add mixed messages to `train`: 2-4 calm messages, with or without one crisis message among them
-   (a plan inside a paragraph about podcasts is still a plan);
-3. run the stock MiniLM up to `frozen_layers` once per text, then fine-tune the layers above and a
-   head (crisis logit + category logits) for `epochs`;
-4. round the trained tensors to float16 (what ships), fit a temperature on `calib`, and choose the two
-   thresholds of `mh_lightning.safety.detector` on `calib` (the whole detector: pieces, rules);
-5. print recall / false-positive rate and a reliability table on `calib` and `holdout`, and write
-   the artefact with its metadata (settings, thresholds, sha256 of the data and of the base model).
+One seeded run on the CPU: the protocol is mh_lightning.safety.training's (its docstring; how long
+it takes: docs/safety.md). The answer head is fitted in the same run.
 
 Portability: MKL and torch's kernels are pinned to their AVX2 code paths and the thread count is
 fixed, so a retrain on another x86-64 CPU gives the same numbers up to rounding that the test bounds.
