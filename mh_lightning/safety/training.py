@@ -10,7 +10,8 @@ One seeded run on the CPU (see docs/safety.md for how long it takes):
    head (crisis logit + category logits) for `epochs`;
 4. round the trained tensors to float16 (what ships), fit a temperature on `calib`, and choose the two
    thresholds of `mh_lightning.safety.detector` on `calib` (the whole detector: pieces, rules);
-5. fit the answer head (`fit_output_head`) and its threshold on the labelled train answers;
+5. the answer head (`fit_output_head`, fitted right after the fine-tuning) and its threshold come from the
+   labelled train answers;
 6. print recall / false-positive rate and a reliability table on `calib` and `holdout`, and write
    the artefact with its metadata (settings, thresholds, sha256 of the data and of the base model).
 
