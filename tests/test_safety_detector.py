@@ -140,7 +140,7 @@ def test_shipped_artefact_is_small_and_names_its_data_and_base_model() -> None:
 
 @pytest.mark.slow
 @pytest.mark.skipif(os.environ.get("MH_LIGHTNING_RETRAIN") != "1",
-                    reason="retrains the classifier (35 min on 2 cores under load): set MH_LIGHTNING_RETRAIN=1 to run it")
+                    reason="retrains the classifier (35 min on 2 cores, loaded): set MH_LIGHTNING_RETRAIN=1 to run it")
 def test_shipped_artefact_is_what_the_training_script_makes(tmp_path: Path) -> None:
     """A retrain (a few minutes) scores like the shipped file on the calib and holdout messages.
 

@@ -177,3 +177,15 @@ def test_a_cold_start_imports_neither_torch_nor_transformers() -> None:
     env = {"PYTHONPATH": str(REPO), "PATH": "/usr/bin:/bin"}
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True, env=env)
     assert out.stdout == "False onnxruntime []\n"
+
+
+def test_onnxruntime_writes_nothing_in_the_users_home(tmp_path: Path) -> None:
+    """The onnxruntime wheel's telemetry writes a device id under ~/.cache/Microsoft/DeveloperTools/
+    (and uploads events) unless ORT_DISABLE_TELEMETRY=1 is set before its import: runtime.no_telemetry."""
+    home = tmp_path / "home"
+    home.mkdir()
+    code = ("from mh_lightning.safety import assess, screen_output; "
+            "print(assess('hi').is_crisis, screen_output('ok').score)")
+    env = {"PYTHONPATH": str(REPO), "PATH": "/usr/bin:/bin", "HOME": str(home)}
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True, env=env)
+    assert out.stdout.startswith("False ") and list(home.rglob("*")) == []

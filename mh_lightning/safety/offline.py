@@ -10,6 +10,7 @@ OFFLINE_ENV = {
     "HF_HUB_DISABLE_TELEMETRY": "1", "DISABLE_TELEMETRY": "1", "DO_NOT_TRACK": "1",
     "HF_HUB_DISABLE_IMPLICIT_TOKEN": "1",  # never send a stored hub token anywhere
     "WANDB_MODE": "offline",
+    "ORT_DISABLE_TELEMETRY": "1",  # onnxruntime (the safety classifier): no device id, no upload
 }
 
 

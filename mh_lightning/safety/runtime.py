@@ -17,6 +17,7 @@ last layer: `CrisisModel.answer_features`).
 from __future__ import annotations
 
 import json
+import os
 from pathlib import Path
 from typing import Any
 
@@ -27,8 +28,16 @@ SMALL_BYTES = 4096  # initializers up to this size are stored inside the graph
 FLOAT_MIN = float(np.finfo(np.float32).min)  # CrisisModel.additive's fill for masked keys
 
 
+def no_telemetry() -> None:
+    """onnxruntime's Linux and macOS builds collect telemetry (the pinned 1.32.0: a device id written under
+    ~/.cache/Microsoft/DeveloperTools/ and events uploaded to Microsoft) unless ORT_DISABLE_TELEMETRY=1
+    is set before it is first imported. Conversations stay on this machine: always set, never asked."""
+    os.environ["ORT_DISABLE_TELEMETRY"] = "1"
+
+
 def has_onnxruntime() -> bool:
     """Whether onnxruntime and onnx (which builds the graph) import."""
+    no_telemetry()
     try:
         import onnx  # noqa: F401
         import onnxruntime  # noqa: F401
@@ -209,6 +218,7 @@ class OnnxForward:
 
     def session(self, output: str) -> Any:
         if output not in self.sessions:
+            no_telemetry()
             import onnxruntime
 
             options = onnxruntime.SessionOptions()
