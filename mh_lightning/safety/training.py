@@ -10,8 +10,8 @@ One seeded run on the CPU (see docs/safety.md for how long it takes):
    head (crisis logit + category logits) for `epochs`;
 4. round the trained tensors to float16 (what ships), fit a temperature on `calib`, and choose the two
    thresholds of `mh_lightning.safety.detector` on `calib` (the whole detector: pieces, rules);
-5. the answer head (`fit_output_head`, fitted right after the fine-tuning) and its threshold come from the
-   labelled train answers;
+5. the answer head (`fit_output_head`, fitted on the float16-rounded model, before the temperature) and
+   its threshold come from the labelled train answers;
 6. print recall / false-positive rate and a reliability table on `calib` and `holdout`, and write
    the artefact with its metadata (settings, thresholds, sha256 of the data and of the base model).
 
@@ -336,10 +336,16 @@ def train(settings: Settings = Settings(), log: Callable[[str], None] = print) -
     states = bottom_states(model, tokenizer, [training_text(r) for r in train_rows], settings.max_length)
     log(f"frozen layers computed in {time.perf_counter() - started:.0f} s")
     fine_tune(model, states, train_rows, settings, log)
+
+    def round_to_float16() -> dict[str, torch.Tensor]:  # what ships: every later choice reads these values
+        tensors = {name: t.detach().to(torch.float16).contiguous() for name, t in model.trained_state().items()}
+        model.load_state_dict({name: t.to(torch.float32) for name, t in tensors.items()}, strict=False)
+        return tensors
+
+    round_to_float16()  # the answer head reads the fine-tuned layers as they ship
     output_threshold = fit_output_head(model, tokenizer, settings,
                                        [r["text"] for r in by_split["train"] if not r["crisis"]], log)
-    tensors = {name: t.detach().to(torch.float16).contiguous() for name, t in model.trained_state().items()}
-    model.load_state_dict({name: t.to(torch.float32) for name, t in tensors.items()}, strict=False)  # what ships
+    tensors = round_to_float16()
 
     meta = {**asdict(settings), "temperature": 1.0, "threshold": 0.5, "rule_threshold": 0.5,
             "output_threshold": output_threshold}
