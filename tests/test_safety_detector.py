@@ -142,7 +142,7 @@ def test_shipped_artefact_is_small_and_names_its_data_and_base_model() -> None:
 @pytest.mark.skipif(os.environ.get("MH_LIGHTNING_RETRAIN") != "1",
                     reason="retrains the classifier (35 min on 2 cores, loaded): set MH_LIGHTNING_RETRAIN=1 to run it")
 def test_shipped_artefact_is_what_the_training_script_makes(tmp_path: Path) -> None:
-    """A retrain (a few minutes) scores like the shipped file on the calib and holdout messages.
+    """A retrain (24-35 minutes here) scores like the shipped file on the holdout messages and answers.
 
     The script pins MKL and torch's kernels to their AVX2 code paths and one thread, so on any AVX2
     CPU (Intel or AMD, with or without AVX-512) the retrain repeats the same float32 operations. The
@@ -154,9 +154,9 @@ def test_shipped_artefact_is_what_the_training_script_makes(tmp_path: Path) -> N
     out = tmp_path / "retrained.safetensors"
     env = {**os.environ, "PYTHONPATH": str(REPO)}
     subprocess.run([sys.executable, str(REPO / "scripts" / "train_safety_classifier.py"), "--out", str(out)],
-                   check=True, env=env, cwd=REPO, capture_output=True, text=True, timeout=1800)
+                   check=True, env=env, cwd=REPO, capture_output=True, text=True, timeout=3600)
     shipped, again = CrisisClassifier.load(ARTEFACT), CrisisClassifier.load(out)
-    for key in ("temperature", "threshold", "rule_threshold"):
+    for key in ("temperature", "threshold", "rule_threshold", "output_threshold"):
         assert again.meta[key] == pytest.approx(shipped.meta[key], abs=0.021), key  # one grid step at most
     texts = [row["text"] for row in _holdout()][::3]
     p, q = shipped.probabilities(texts), again.probabilities(texts)
@@ -166,6 +166,8 @@ def test_shipped_artefact_is_what_the_training_script_makes(tmp_path: Path) -> N
     flips = [t for t, a, b in zip(texts, p, q, strict=True)
              if (a >= threshold) != (b >= threshold) and min(abs(a - threshold), abs(b - threshold)) > 0.01]
     assert flips == []
+    answers = [row["text"] for row in _rows("safety_outputs.jsonl") if row["split"] == "holdout"][::3]
+    assert max(abs(shipped.unsafe_answer(a) - again.unsafe_answer(a)) for a in answers) <= 0.01
 
 
 # -- conversation context -----------------------------------------------------------------------
