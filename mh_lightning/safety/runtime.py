@@ -173,14 +173,10 @@ def build_graph(state: dict[str, np.ndarray], frozen: int, heads: int, eps: floa
     def pool(values: str) -> str:
         return g.op("Div", g.op("ReduceSum", g.op("Mul", values, weights), axis1, keepdims=0), count)
 
-    stock = hidden
+    states = [hidden]  # the embeddings, then each layer's output
     for i in range(layers):
-        if i == frozen:
-            stock = hidden
-        hidden = _bert_layer(g, hidden, additive, i, heads, eps)
-    if frozen == layers:
-        stock = hidden
-    pooled = pool(hidden)
+        states.append(_bert_layer(g, states[-1], additive, i, heads, eps))
+    stock, pooled = states[frozen], pool(states[-1])
     if output == "logits":
         g.nodes.append(helper.make_node("Identity", [g.linear(pooled, "head")], ["logits"]))
         shape = ["batch", state["head.bias"].shape[0]]

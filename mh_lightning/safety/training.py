@@ -32,6 +32,7 @@ from pathlib import Path
 import torch
 from safetensors.torch import save_file
 
+from mh_lightning.prompts import DEFAULT_STYLE
 from mh_lightning.safety.classifier import (
     CATEGORIES,
     MODEL_NAME,
@@ -247,8 +248,8 @@ def fit_output_head(model: CrisisModel, tokenizer, settings: Settings, calm: lis
     from sklearn.model_selection import StratifiedGroupKFold
 
     answers = [json.loads(line) for line in OUTPUTS.read_text(encoding="utf-8").splitlines()]
-    samples = [json.loads(line)["text"] for line in SAMPLES.read_text(encoding="utf-8").splitlines()]
-    sample_answers = [text.split("<ASSISTANT>:", 1)[1].strip() for text in samples if "<ASSISTANT>:" in text]
+    sample_answers = [DEFAULT_STYLE.parse(json.loads(line)["text"])[1]
+                      for line in SAMPLES.read_text(encoding="utf-8").splitlines()]
     labelled = [(a["text"], a["unsafe"]) for a in answers if a["split"] == "train"]
     items: list[tuple[str, bool, int]] = []  # text, label, group (one answer or safe text)
     for group, (text, unsafe) in enumerate(labelled):  # an unsafe answer's other chunks may be harmless
