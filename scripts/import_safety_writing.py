@@ -7,12 +7,13 @@ phenomenon, session; optional context (the user's earlier turns of a conversatio
 the row is labelled at its last turn). Outputs (model-like answers): text, unsafe (bool), kind,
 session; split by file (per writer, every 4th file from the last is holdout).
 
-Splits: whole writing sessions go to `holdout` or `calib`, never to `train` (sorted session names:
-every 5th from the first is holdout, every 5th from the fourth is calib). Duplicates: two rows whose
+Splits: whole writing sessions go to `holdout` or `calib`, never to `train`. A session already in
+tests/data/safety_written.jsonl keeps its split (a holdout session never becomes training data);
+new sessions, in sorted order: every 5th from the first is holdout, every 5th from the fourth is calib. Duplicates: two rows whose
 normalised text (`mh_lightning.safety.model_input`) is the same are one row; the copy kept is, in
 order, the project set's holdout, written holdout, written calib, the project set's dev, written
 train. The project set (tests/data/safety_eval.jsonl) is rewritten without the copies it loses.
-Run it again when more files arrive: the result depends only on the files.
+Run it again when more files arrive: the result depends only on the files and the splits already given.
 """
 
 from __future__ import annotations
@@ -54,9 +55,19 @@ def read_dir(folder: Path, fields: tuple[str, ...], flag: str) -> list[dict]:
     return rows
 
 
-def session_splits(sessions: set[str]) -> dict[str, str]:
-    ordered = sorted(sessions)
-    return {s: "holdout" if i % 5 == 0 else "calib" if i % 5 == 3 else "train" for i, s in enumerate(ordered)}
+def session_splits(sessions: set[str], known: dict[str, str]) -> dict[str, str]:
+    """`known` splits stay; the new sessions are dealt out in sorted order."""
+    new = sorted(sessions - set(known))
+    dealt = {s: "holdout" if i % 5 == 0 else "calib" if i % 5 == 3 else "train" for i, s in enumerate(new)}
+    return {s: known.get(s) or dealt[s] for s in sessions}
+
+
+def known_splits() -> dict[str, str]:
+    """The split of every session in tests/data/safety_written.jsonl (empty before the first import)."""
+    if not WRITTEN.exists():
+        return {}
+    rows = [json.loads(line) for line in WRITTEN.read_text(encoding="utf-8").splitlines() if line.strip()]
+    return {row["session"]: row["split"] for row in rows}
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -67,7 +78,7 @@ def main(argv: list[str] | None = None) -> int:
 
     project = [json.loads(line) for line in EVAL_SET.read_text(encoding="utf-8").splitlines()]
     written = [row for folder in args.messages for row in read_dir(folder, MESSAGE_FIELDS, "crisis")]
-    split_of = session_splits({row["session"] for row in written})
+    split_of = session_splits({row["session"] for row in written}, known_splits())
     for row in written:
         row["split"] = split_of[row["session"]]
         row["category"] = row["category"] if row["crisis"] else "none"
