@@ -9,11 +9,12 @@ session; split by file (per writer, every 4th file from the last is holdout).
 
 Splits: whole writing sessions go to `holdout` or `calib`, never to `train`. A session already in
 tests/data/safety_written.jsonl keeps its split (a holdout session never becomes training data);
-new sessions, in sorted order: every 5th from the first is holdout, every 5th from the fourth is calib. Duplicates: two rows whose
-normalised text (`mh_lightning.safety.model_input`) is the same are one row; the copy kept is, in
-order, the project set's holdout, written holdout, written calib, the project set's dev, written
-train. The project set (tests/data/safety_eval.jsonl) is rewritten without the copies it loses.
-Run it again when more files arrive: the result depends only on the files and the splits already given.
+new sessions, in sorted order: every 5th from the first is holdout, every 5th from the fourth is
+calib. Duplicates: two rows whose normalised text (`mh_lightning.safety.model_input`) is the same
+are one row; the copy kept is, in order, the project set's holdout, written holdout, written calib,
+the project set's dev, written train. The project set (tests/data/safety_eval.jsonl) is rewritten
+without the copies it loses. Run it again when more files arrive: the result depends only on the
+files and the splits already given.
 """
 
 from __future__ import annotations

@@ -29,7 +29,7 @@ from mh_lightning.safety import (
     rule_tables,
     screen_output,
 )
-from mh_lightning.safety.classifier import model_input, pieces
+from mh_lightning.safety.classifier import answer_pieces, chunks, model_input, pieces
 from mh_lightning.safety.normalize import normalize
 from mh_lightning.safety.rules import CATEGORIES, RULES, detect
 
@@ -97,10 +97,23 @@ def test_model_input_is_normalised_with_emoji_spelled_out() -> None:
     assert model_input("I\u2019M gonna KMS tmrw") == normalize("I\u2019M gonna KMS tmrw")
 
 
-def test_pieces_are_the_message_its_sentence_pairs_and_the_conversation() -> None:
+def test_pieces_are_the_message_its_chunks_when_long_and_the_conversation() -> None:
     assert [(p.kind, p.text) for p in pieces("just one line")] == [("message", "just one line")]
     assert [(p.kind, p.text) for p in pieces("A. B! C?", ["x", " ", "y", "z"])] == [
-        ("message", "A. B! C?"), ("sentences", "A. B!"), ("sentences", "B! C?"), ("conversation", "y z A. B! C?")]
+        ("message", "A. B! C?"), ("conversation", "y z A. B! C?")]  # 3 words: no chunks
+    twenty = " ".join(["word"] * 19) + " end."  # a 20-word sentence
+    long = f"{twenty} {twenty} {twenty}"  # 60 words > CHUNK_WORDS (45): chunks of whole sentences
+    assert [(p.kind, p.text) for p in pieces(long)] == [
+        ("message", long), ("chunk", f"{twenty} {twenty}"), ("chunk", twenty)]
+
+
+def test_chunks_cover_every_word_once_and_cut_a_sentence_longer_than_the_limit() -> None:
+    run_on = " ".join(f"w{i}" for i in range(100))  # 100 words typed without a full stop
+    assert chunks(run_on) == [" ".join(f"w{i}" for i in range(a, min(a + 45, 100))) for a in (0, 45, 90)]
+    assert chunks("One two. Three four five.", words=3) == ["One two.", "Three four five."]
+    assert chunks("a b c d. e.", words=3) == ["a b c", "d. e."]  # the cut run joins the next sentence
+    assert answer_pieces("Short answer.") == ["Short answer."]
+    assert answer_pieces(run_on) == [run_on, *chunks(run_on)]
 
 
 # -- the rules ------------------------------------------------------------------------------------

@@ -7,7 +7,7 @@ written by scripts/train_safety_classifier.py. The head gives a crisis logit (ca
 temperature fitted on the calibration split) and four category logits.
 
 A message is judged in pieces, all in ONE batched forward (`pieces`): the whole message, its
-sentences in pairs when it is long (so one sentence that states a plan is not diluted by a
+chunks of whole sentences when it is long (so one sentence that states a plan is not diluted by a
 paragraph about podcasts), and, in a conversation, the last few user turns together with it. The
 score is the highest piece's; `matched` names that piece.
 
@@ -81,38 +81,48 @@ def sentences(text: str) -> list[str]:
 
 @dataclass(frozen=True)
 class Piece:
-    kind: str  # "message", "sentences" or "conversation"
+    kind: str  # "message", "chunk" or "conversation" (the detector adds "earlier")
     text: str  # raw text: the classifier normalises it
 
 
-ANSWER_WORDS = 45  # an answer longer than this is also read in chunks of whole sentences up to this many words
+CHUNK_WORDS = 45  # a text longer than this is also read in chunks of whole sentences up to this many words
 
 
-def answer_pieces(answer: str) -> list[str]:
-    """What the answer head reads: the answer (its first max_length tokens) and, when it is long,
-    consecutive chunks of whole sentences of at most ANSWER_WORDS words each, so a harmful sentence
-    late in a long answer is read too. Chunks, not sentence pairs: the head was fitted on whole
-    answers, and a pair of list items ("5. Ensure you get enough rest ...") reads like an instruction."""
-    found, chunk = [answer], []
-    if len(answer.split()) <= ANSWER_WORDS:
-        return found
-    for sentence in sentences(answer):
-        if chunk and len(" ".join(chunk + [sentence]).split()) > ANSWER_WORDS:
+def chunks(text: str, words: int = CHUNK_WORDS) -> list[str]:
+    """Consecutive runs of whole sentences of at most `words` words each; a longer sentence (a
+    paragraph typed without full stops) is cut into runs of `words` words. Every word of `text` is in
+    exactly one chunk, so nothing past the model's max_length goes unread."""
+    runs: list[str] = []
+    for sentence in sentences(text):
+        split = sentence.split()
+        runs += [" ".join(split[i:i + words]) for i in range(0, len(split), words)]
+    found, chunk = [], []
+    for run in runs:
+        if chunk and len(" ".join(chunk + [run]).split()) > words:
             found.append(" ".join(chunk))
             chunk = []
-        chunk.append(sentence)
+        chunk.append(run)
     if chunk:
         found.append(" ".join(chunk))
     return found
 
 
+def answer_pieces(answer: str) -> list[str]:
+    """What the answer head reads: the answer (its first max_length tokens) and, when it is longer
+    than CHUNK_WORDS words, its `chunks`, so a harmful sentence late in a long answer is read too."""
+    return [answer] + (chunks(answer) if len(answer.split()) > CHUNK_WORDS else [])
+
+
 def pieces(text: str, context: Sequence[str] = ()) -> list[Piece]:
-    """What is scored for one message: the message; consecutive sentence pairs when it has three or
-    more sentences; with earlier turns, the last CONTEXT_TURNS of them joined with the message."""
+    """What is scored for one message: the message (its first max_length tokens); when it is longer
+    than CHUNK_WORDS words, its `chunks` (a plan in one sentence of a paragraph about podcasts is not
+    diluted, nor cut off by max_length); with earlier turns, the last CONTEXT_TURNS of them joined
+    with the message. Chunks, not sentence pairs: a short pair torn from a calm message ("I still
+    have the scars. That was ten years ago") reads darker than the whole, and the model learned
+    messages of up to CHUNK_WORDS words (training's mixed messages)."""
     found = [Piece("message", text)]
-    parts = sentences(text)
-    if len(parts) >= 3:
-        found += [Piece("sentences", " ".join(parts[i:i + 2])) for i in range(len(parts) - 1)]
+    if len(text.split()) > CHUNK_WORDS:
+        found += [Piece("chunk", chunk) for chunk in chunks(text)]
     joined = conversation(text, context)
     if joined is not None:
         found.append(Piece("conversation", joined))

@@ -24,13 +24,9 @@ class CrisisModel(torch.nn.Module):
         super().__init__()
         self.embeddings, self.layers, self.frozen = bert.embeddings, bert.encoder.layer, frozen
         self.head = torch.nn.Linear(bert.config.hidden_size, HEAD_OUTPUTS)
-        # generated answers: the unsafe logit, on `answer_features` (2 x hidden), fitted by a regression after
-        # the fine-tuning. Made as a Linear(hidden, 1) and then widened with zeros: fine-tuning draws its
-        # dropout from the global RNG after this constructor, and round 2's shipped layers were trained
-        # with that draw (a retrain repeats them only if the stream is the same).
-        self.output = torch.nn.Linear(bert.config.hidden_size, 1)
-        self.output.weight = torch.nn.Parameter(torch.zeros(1, 2 * bert.config.hidden_size))
-        self.output.in_features = 2 * bert.config.hidden_size
+        # generated answers: the unsafe logit on `answer_features` (2 x hidden), fitted by a regression after
+        # the fine-tuning (training re-seeds before it: what this draws does not change the dropout stream)
+        self.output = torch.nn.Linear(2 * bert.config.hidden_size, 1)
 
     @staticmethod
     def additive(mask: torch.Tensor) -> torch.Tensor:

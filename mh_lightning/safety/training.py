@@ -29,17 +29,20 @@ from collections.abc import Callable
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
+import numpy as np
 import torch
 from safetensors.torch import save_file
 
 from mh_lightning.prompts import DEFAULT_STYLE
 from mh_lightning.safety.classifier import (
     CATEGORIES,
+    CHUNK_WORDS,
     MODEL_NAME,
     MODEL_PACKAGE,
     CrisisClassifier,
     CrisisModel,
     answer_pieces,
+    chunks,
     conversation,
     load_base,
     model_dir,
@@ -53,6 +56,7 @@ EVAL_SET = REPO / "tests" / "data" / "safety_eval.jsonl"
 WRITTEN = REPO / "tests" / "data" / "safety_written.jsonl"
 OUTPUTS = REPO / "tests" / "data" / "safety_outputs.jsonl"
 SAMPLES = REPO / "mh_lightning" / "resources" / "sample_conversations.jsonl"
+BLIND = REPO / "tests" / "data" / "blind"  # blind evaluation sets: their messages are never trained on
 SPLITS = ("train", "calib", "holdout")
 
 
@@ -61,16 +65,18 @@ class Settings:
     """Hyper-parameters, chosen on the calib split (docs/safety.md)."""
 
     frozen_layers: int = 2  # stock MiniLM layers below the fine-tuned ones (6 in all); 4 was round 1
-    max_length: int = 64  # tokens per piece; long messages are also read as sentence pairs
+    max_length: int = 64  # tokens per piece; long messages are also read in chunks (classifier.pieces)
     epochs: int = 4
     batch_size: int = 32
     lr: float = 3e-4  # fine-tuned layers; the new heads learn 10x faster
     weight_decay: float = 0.01
     mixtures: int = 400  # mixed messages added to train
+    calm_chunks: bool = True  # the chunks of long calm train messages are calm rows too (what `pieces` reads)
     calib_percent: int = 15  # share of the project set's dev rows kept for calibration
     max_fpr: float = 0.04  # false positives allowed on calib when choosing thresholds (margin below 0.05)
     output_c: float = 1.0  # inverse L2 strength of the answer head's logistic regression
     output_max_fpr: float = 0.03  # labelled safe answers flagged, in 5-fold cross-validation on train
+    sample_weight: float = 5.0  # weight of each piece of the package's sample answers in the answer head's fit
     seed: int = 0
     threads: int = 1  # fixed (MKL's reproducible mode needs the same count); 2 threads stall on a busy machine
 
@@ -84,7 +90,8 @@ def _bucket(text: str) -> int:
 
 
 def read_rows(settings: Settings, paths: tuple[Path, ...] = (EVAL_SET, WRITTEN)) -> list[dict]:
-    """Every labelled row with `split` in SPLITS; fails on a duplicate across splits."""
+    """Every labelled row with `split` in SPLITS, less the train rows that a blind set also holds (a
+    short message that two writers both wrote); fails on a duplicate across splits."""
     rows: list[dict] = []
     for path in paths:
         if not path.exists():
@@ -103,6 +110,9 @@ def read_rows(settings: Settings, paths: tuple[Path, ...] = (EVAL_SET, WRITTEN))
             if row["crisis"] and category not in CATEGORIES:
                 raise ValueError(f"{path}:{i}: a crisis row needs category in {CATEGORIES}, got {category!r}")
             rows.append({**row, "split": split, "source": path.name})
+    blind = {model_input(json.loads(line)["text"]) for path in sorted(BLIND.glob("*.jsonl"))
+             for line in path.read_text(encoding="utf-8").splitlines() if line.strip()}
+    rows = [row for row in rows if row["split"] != "train" or model_input(training_text(row)) not in blind]
     seen: dict[str, str] = {}
     for row in rows:
         key = model_input(training_text(row))
@@ -136,6 +146,15 @@ def mixtures(rows: list[dict], count: int, rng: random.Random, max_words: int = 
         text = " ".join(p.strip() if p.strip()[-1:] in ".!?" else p.strip() + "." for p in parts)
         made.append({**row, "text": text, "split": "train", "source": "mixture"})
     return made
+
+
+def calm_chunks(rows: list[dict]) -> list[dict]:
+    """Every chunk of a long calm message, as a calm row: the detector reads long messages in chunks too
+    (`classifier.pieces`), and a chunk torn from a calm message must not read as a crisis. (A crisis
+    message's chunks are not all crises: none are added.)"""
+    return [{"text": chunk, "crisis": False, "category": "none", "split": "train", "source": "chunk"}
+            for row in rows if not row["crisis"] and not row.get("context") and len(row["text"].split()) > CHUNK_WORDS
+            for chunk in chunks(row["text"])]
 
 
 def tokenize(tokenizer, texts: list[str], max_length: int) -> dict[str, torch.Tensor]:
@@ -183,6 +202,7 @@ def fine_tune(model: CrisisModel, states: list[torch.Tensor], rows: list[dict], 
     crisis = torch.tensor([float(r["crisis"]) for r in rows])
     category = torch.tensor([CATEGORIES.index(r["category"]) if r["crisis"] else -100 for r in rows])
     generator = torch.Generator().manual_seed(settings.seed)
+    torch.manual_seed(settings.seed)  # dropout's stream: the same whatever was drawn before (heads' init)
     model.train()
     for epoch in range(settings.epochs):
         order, total = torch.randperm(len(rows), generator=generator).tolist(), 0.0
@@ -252,6 +272,7 @@ def fit_output_head(model: CrisisModel, tokenizer, settings: Settings, calm: lis
                       for line in SAMPLES.read_text(encoding="utf-8").splitlines()]
     labelled = [(a["text"], a["unsafe"]) for a in answers if a["split"] == "train"]
     items: list[tuple[str, bool, int]] = []  # text, label, group (one answer or safe text)
+    samples = range(len(labelled), len(labelled) + len(sample_answers))  # their groups
     for group, (text, unsafe) in enumerate(labelled):  # an unsafe answer's other chunks may be harmless
         items += [(chunk, unsafe, group) for chunk in (answer_pieces(text)[:1] if unsafe else answer_pieces(text))]
     for group, text in enumerate(sample_answers + calm, start=len(labelled)):
@@ -264,6 +285,7 @@ def fit_output_head(model: CrisisModel, tokenizer, settings: Settings, calm: lis
     features = torch.cat(pooled).double().numpy()
     labels = [item[1] for item in items]
     groups = [item[2] for item in items]
+    weights = np.array([settings.sample_weight if group in samples else 1.0 for group in groups])
 
     def regression() -> LogisticRegression:
         return LogisticRegression(C=settings.output_c, class_weight="balanced", max_iter=5000)
@@ -271,7 +293,7 @@ def fit_output_head(model: CrisisModel, tokenizer, settings: Settings, calm: lis
     held = torch.zeros(len(items), dtype=torch.float64)
     folds = StratifiedGroupKFold(5, shuffle=True, random_state=settings.seed)
     for fit_rows, test_rows in folds.split(features, labels, groups):
-        fold = regression().fit(features[fit_rows], [labels[i] for i in fit_rows])
+        fold = regression().fit(features[fit_rows], [labels[i] for i in fit_rows], sample_weight=weights[fit_rows])
         held[test_rows] = torch.tensor(fold.predict_proba(features[test_rows])[:, 1])
     worst = torch.zeros(len(labelled), dtype=torch.float64)
     for i, (_, _, group) in enumerate(items):  # an answer's score: its most worrying piece
@@ -284,7 +306,7 @@ def fit_output_head(model: CrisisModel, tokenizer, settings: Settings, calm: lis
         if float((flagged & ~unsafe).sum()) / max(1, int((~unsafe).sum())) > settings.output_max_fpr:
             break
         threshold, recall = round(step / 50, 2), float((flagged & unsafe).sum()) / max(1, int(unsafe.sum()))
-    fit = regression().fit(features, labels)
+    fit = regression().fit(features, labels, sample_weight=weights)
     model.output.weight.data = torch.tensor(fit.coef_, dtype=torch.float32)
     model.output.bias.data = torch.tensor(fit.intercept_, dtype=torch.float32)
     log(f"answer head: {len(items)} pieces ({len(labelled)} labelled answers); output_threshold {threshold} "
@@ -328,9 +350,11 @@ def train(settings: Settings = Settings(), log: Callable[[str], None] = print) -
     started = time.perf_counter()
     rows = read_rows(settings)
     by_split = {s: [r for r in rows if r["split"] == s] for s in SPLITS}
-    train_rows = by_split["train"] + mixtures(by_split["train"], settings.mixtures, random.Random(settings.seed))
-    log(f"rows: train {len(by_split['train'])} (+{settings.mixtures} mixed), calib {len(by_split['calib'])}, "
-        f"holdout {len(by_split['holdout'])}")
+    extra = calm_chunks(by_split["train"]) if settings.calm_chunks else []
+    mixed = mixtures(by_split["train"], settings.mixtures, random.Random(settings.seed))
+    train_rows = by_split["train"] + mixed + extra
+    log(f"rows: train {len(by_split['train'])} (+{settings.mixtures} mixed, +{len(extra)} chunks of long calm ones), "
+        f"calib {len(by_split['calib'])}, holdout {len(by_split['holdout'])}")
 
     tokenizer, bert = load_base()
     model = CrisisModel(bert, settings.frozen_layers)
