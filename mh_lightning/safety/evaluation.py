@@ -10,8 +10,12 @@ from __future__ import annotations
 import json
 from collections import defaultdict
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from mh_lightning.safety.detector import assess
+
+if TYPE_CHECKING:
+    import torch
 
 
 def read(path: Path, split: str | None) -> list[dict]:
@@ -72,3 +76,22 @@ def markdown(name: str, result: dict) -> str:
             text = e["text"].replace("|", "/").replace("\n", " ")
             lines.append(f"| {e['kind']} | {e['phenomenon']} | {text} | {'; '.join(e['matched']).replace('|', '/')} |")
     return "\n".join(lines)
+
+
+def rates(crisis: torch.Tensor, flagged: torch.Tensor) -> str:
+    """Recall and false-positive rate of boolean decisions, as the training report prints them."""
+    tp, fp = int((flagged & crisis).sum()), int((flagged & ~crisis).sum())
+    return (f"recall {tp / max(1, int(crisis.sum())):.3f} ({tp}/{int(crisis.sum())})  "
+            f"FPR {fp / max(1, int((~crisis).sum())):.3f} ({fp}/{int((~crisis).sum())})")
+
+
+def reliability(probability: torch.Tensor, crisis: torch.Tensor) -> list[str]:
+    """Markdown rows: per probability bin, messages, mean predicted probability, observed crisis share."""
+    lines = ["| predicted | messages | mean predicted | observed crisis |", "|---|---|---|---|"]
+    edges = [0.0, 0.1, 0.3, 0.5, 0.7, 0.9, 1.0001]
+    for low, high in zip(edges, edges[1:], strict=False):
+        inside = (probability >= low) & (probability < high)
+        if inside.any():
+            lines.append(f"| {low:.1f}-{min(high, 1.0):.1f} | {int(inside.sum())} | "
+                         f"{float(probability[inside].mean()):.2f} | {float(crisis[inside].float().mean()):.2f} |")
+    return lines

@@ -49,6 +49,7 @@ from mh_lightning.safety.classifier import (
     model_input,
     pieces,
 )
+from mh_lightning.safety.evaluation import rates, reliability
 from mh_lightning.safety.rules import detect
 
 REPO = Path(__file__).resolve().parents[2]  # a source checkout: the labelled data lives in tests/data
@@ -323,24 +324,6 @@ def best_piece(classifier: CrisisClassifier, rows: list[dict]) -> torch.Tensor:
     for (i, _), p in zip(flat, probability.tolist(), strict=True):
         best[i] = max(best[i], p)
     return best
-
-
-def rates(crisis: torch.Tensor, flagged: torch.Tensor) -> str:
-    tp, fp = int((flagged & crisis).sum()), int((flagged & ~crisis).sum())
-    return (f"recall {tp / max(1, int(crisis.sum())):.3f} ({tp}/{int(crisis.sum())})  "
-            f"FPR {fp / max(1, int((~crisis).sum())):.3f} ({fp}/{int((~crisis).sum())})")
-
-
-def reliability(probability: torch.Tensor, crisis: torch.Tensor) -> list[str]:
-    """Markdown rows: per probability bin, messages, mean predicted probability, observed crisis share."""
-    lines = ["| predicted | messages | mean predicted | observed crisis |", "|---|---|---|---|"]
-    edges = [0.0, 0.1, 0.3, 0.5, 0.7, 0.9, 1.0001]
-    for low, high in zip(edges, edges[1:], strict=False):
-        inside = (probability >= low) & (probability < high)
-        if inside.any():
-            lines.append(f"| {low:.1f}-{min(high, 1.0):.1f} | {int(inside.sum())} | "
-                         f"{float(probability[inside].mean()):.2f} | {float(crisis[inside].float().mean()):.2f} |")
-    return lines
 
 
 def train(settings: Settings = Settings(), log: Callable[[str], None] = print) -> tuple[dict[str, torch.Tensor], dict]:
