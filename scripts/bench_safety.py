@@ -4,7 +4,7 @@
 
 Per message of tests/data/safety_eval.jsonl (every `--every`-th one): the rules alone (`detect`),
 `assess` (rules + one batched forward of the classifier over the message's pieces), `assess` with
-two earlier turns (the chat case), long messages (many sentence pairs), `screen_output` on answers,
+two earlier turns (the chat case), long messages (read in many chunks), `screen_output` on answers,
 and the cold start (import and model load, in a fresh process). Timings are interleaved: each round
 runs every check once on every message, so a burst of load on a shared machine hits all of them
 alike; the load average is reported with the figures, and so is the classifier's backend
