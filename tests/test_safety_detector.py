@@ -168,9 +168,10 @@ def test_shipped_artefact_is_small_and_names_its_data_and_base_model() -> None:
 
 @pytest.mark.slow
 @pytest.mark.skipif(os.environ.get("MH_LIGHTNING_RETRAIN") != "1",
-                    reason="retrains the classifier (35 min on 2 cores, loaded): set MH_LIGHTNING_RETRAIN=1 to run it")
+                    reason="retrains the classifier (about 45 min on 2 cores, loaded): "
+                           "set MH_LIGHTNING_RETRAIN=1 to run it")
 def test_shipped_artefact_is_what_the_training_script_makes(tmp_path: Path) -> None:
-    """A retrain (24-35 minutes here) scores like the shipped file on the holdout messages and answers.
+    """A retrain (24-42 minutes here, by round) scores like the shipped file on the holdout messages and answers.
 
     The script pins MKL and torch's kernels to their AVX2 code paths and one thread, so on any AVX2
     CPU (Intel or AMD, with or without AVX-512) the retrain repeats the same float32 operations. The
@@ -182,7 +183,7 @@ def test_shipped_artefact_is_what_the_training_script_makes(tmp_path: Path) -> N
     out = tmp_path / "retrained.safetensors"
     env = {**os.environ, "PYTHONPATH": str(REPO)}
     subprocess.run([sys.executable, str(REPO / "scripts" / "train_safety_classifier.py"), "--out", str(out)],
-                   check=True, env=env, cwd=REPO, capture_output=True, text=True, timeout=3600)
+                   check=True, env=env, cwd=REPO, capture_output=True, text=True, timeout=5400)
     shipped, again = CrisisClassifier.load(ARTEFACT), CrisisClassifier.load(out)
     for key in ("temperature", "threshold", "rule_threshold", "output_threshold"):
         assert again.meta[key] == pytest.approx(shipped.meta[key], abs=0.021), key  # one grid step at most
