@@ -115,7 +115,7 @@ BLIND_RUN = {"blind_a": (192, 2), "blind_b": (170, 5), "blind_c": (194, 6),  # (
              "blind_d": (190, 4), "blind_e": (185, 6), "blind_f": (186, 3), "blind_g": (189, 7),
              "blind_h": (189, 2), "blind_i": (189, 3), "blind_j": (176, 4), "blind_k": (192, 3),
              "blind_l": (176, 6)}
-REACHED = {"blind_a", "blind_c", "blind_d", "blind_k"}  # recall >= 0.95 and false alarms <= 0.05 in that run
+REACHED = {name for name, (caught, flagged) in BLIND_RUN.items() if caught >= 190 and flagged <= 10}  # 0.95, 0.05
 
 
 @functools.cache

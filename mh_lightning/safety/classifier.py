@@ -107,10 +107,15 @@ def chunks(text: str, words: int = CHUNK_WORDS) -> list[str]:
     return found
 
 
+def long_chunks(text: str) -> list[str]:
+    """The `chunks` of a text longer than CHUNK_WORDS words; none for a shorter one (read whole)."""
+    return chunks(text) if len(text.split()) > CHUNK_WORDS else []
+
+
 def answer_pieces(answer: str) -> list[str]:
-    """What the answer head reads: the answer (its first max_length tokens) and, when it is longer
-    than CHUNK_WORDS words, its `chunks`, so a harmful sentence late in a long answer is read too."""
-    return [answer] + (chunks(answer) if len(answer.split()) > CHUNK_WORDS else [])
+    """What the answer head reads: the answer (its first max_length tokens) and its `long_chunks`, so
+    a harmful sentence late in a long answer is read too."""
+    return [answer, *long_chunks(answer)]
 
 
 def pieces(text: str, context: Sequence[str] = ()) -> list[Piece]:
@@ -120,9 +125,7 @@ def pieces(text: str, context: Sequence[str] = ()) -> list[Piece]:
     with the message. Chunks, not sentence pairs: a short pair torn from a calm message ("I still
     have the scars. That was ten years ago") reads darker than the whole, and the model learned
     messages of up to CHUNK_WORDS words (training's mixed messages)."""
-    found = [Piece("message", text)]
-    if len(text.split()) > CHUNK_WORDS:
-        found += [Piece("chunk", chunk) for chunk in chunks(text)]
+    found = [Piece("message", text), *(Piece("chunk", chunk) for chunk in long_chunks(text))]
     joined = conversation(text, context)
     if joined is not None:
         found.append(Piece("conversation", joined))

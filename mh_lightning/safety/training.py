@@ -36,15 +36,14 @@ from safetensors.torch import save_file
 from mh_lightning.prompts import DEFAULT_STYLE
 from mh_lightning.safety.classifier import (
     CATEGORIES,
-    CHUNK_WORDS,
     MODEL_NAME,
     MODEL_PACKAGE,
     CrisisClassifier,
     CrisisModel,
     answer_pieces,
-    chunks,
     conversation,
     load_base,
+    long_chunks,
     model_dir,
     model_input,
     pieces,
@@ -154,8 +153,7 @@ def calm_chunks(rows: list[dict]) -> list[dict]:
     (`classifier.pieces`), and a chunk torn from a calm message must not read as a crisis. (A crisis
     message's chunks are not all crises: none are added.)"""
     return [{"text": chunk, "crisis": False, "category": "none", "split": "train", "source": "chunk"}
-            for row in rows if not row["crisis"] and not row.get("context") and len(row["text"].split()) > CHUNK_WORDS
-            for chunk in chunks(row["text"])]
+            for row in rows if not row["crisis"] and not row.get("context") for chunk in long_chunks(row["text"])]
 
 
 def tokenize(tokenizer, texts: list[str], max_length: int) -> dict[str, torch.Tensor]:
