@@ -1,12 +1,14 @@
 """Measure the crisis detector on labelled messages: recall, false-positive rate, per phenomenon, misses.
 
     python scripts/eval_safety.py FILE [FILE ...] [--split holdout] [--json OUT]   # PYTHONPATH=. if needed
+    python scripts/eval_safety.py --counsel-chat counsel_chat_20200325.csv        # real questions, labelled
 
 Each FILE is JSONL with `text` and `crisis` (true/false); optional `phenomenon` (or `kind`) groups
 the table, `split` is filtered by --split, and `context` (a list of earlier user turns, oldest
 first) is passed to the detector. Prints, per file, a Markdown report (figures, the per-phenomenon
 table, every miss and false alarm with what the detector matched) and writes the same as JSON
-with --json.
+with --json. --counsel-chat reads the counsel-chat CSV's questions with the labels in
+tests/data/counsel_chat_labels.jsonl (an independent labeller's; the CSV itself is not shipped).
 """
 
 from __future__ import annotations
@@ -16,20 +18,26 @@ import json
 import sys
 from pathlib import Path
 
-from mh_lightning.safety.evaluation import evaluate, markdown, read
+from mh_lightning.safety.evaluation import counsel_chat, evaluate, markdown, read
+
+COUNSEL_LABELS = Path(__file__).resolve().parents[1] / "tests" / "data" / "counsel_chat_labels.jsonl"
 
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("files", type=Path, nargs="+", help="JSONL files with text and crisis")
+    parser.add_argument("files", type=Path, nargs="*", help="JSONL files with text and crisis")
     parser.add_argument("--split", help="only rows whose `split` is this (e.g. holdout)")
     parser.add_argument("--json", type=Path, help="also write the results as JSON here")
+    parser.add_argument("--counsel-chat", type=Path, metavar="CSV",
+                        help="also the counsel-chat CSV's questions, with tests/data/counsel_chat_labels.jsonl")
     args = parser.parse_args(argv)
+    if not args.files and not args.counsel_chat:
+        parser.error("give a labelled JSONL file or --counsel-chat CSV")
     results = {}
-    for path in args.files:
+    for path in args.files + ([args.counsel_chat] if args.counsel_chat else []):
         try:
-            rows = read(path, args.split)
-        except (OSError, ValueError) as err:
+            rows = counsel_chat(path, COUNSEL_LABELS) if path == args.counsel_chat else read(path, args.split)
+        except (OSError, ValueError, KeyError) as err:
             parser.error(str(err))
         results[str(path)] = evaluate(rows)
         print(markdown(f"{path}" + (f" ({args.split})" if args.split else ""), results[str(path)]) + "\n")

@@ -79,6 +79,24 @@ def test_long_calm_messages_are_also_trained_on_as_their_chunks() -> None:
     assert {(row["crisis"], row["category"], row["split"]) for row in made} == {(False, "none", "train")}
 
 
+def test_counsel_chat_rows_join_the_labels_with_the_csv_questions(tmp_path: Path) -> None:
+    csv = tmp_path / "cc.csv"
+    csv.write_text("questionID,questionTitle,questionText,topic\n"
+                   "7,Can't sleep,\"I lie awake, then I'm tired all day.\",sleep-improvement\n"
+                   "7,Can't sleep,\"I lie awake, then I'm tired all day.\",sleep-improvement\n"  # one row per answer
+                   "9,Is it normal?,,depression\n", encoding="utf-8")
+    labels = tmp_path / "labels.jsonl"
+    labels.write_text('{"id": 9, "crisis": true, "unsure": true, "why": "x"}\n'
+                      '{"id": 7, "crisis": false, "unsure": false, "why": "y"}\n', encoding="utf-8")
+    assert evaluation.counsel_chat(csv, labels) == [
+        {"text": "Is it normal?", "crisis": True, "phenomenon": "depression", "unsure": True},
+        {"text": "Can't sleep I lie awake, then I'm tired all day.", "crisis": False,
+         "phenomenon": "sleep-improvement", "unsure": False}]
+    labels.write_text('{"id": 8, "crisis": true, "unsure": false, "why": "z"}\n', encoding="utf-8")
+    with pytest.raises(ValueError, match=f"^{labels}:1: questionID 8 is not in {csv}$"):
+        evaluation.counsel_chat(csv, labels)
+
+
 # -- figures ------------------------------------------------------------------------------------
 def _holdout() -> list[dict]:
     return [row for name in ("safety_eval.jsonl", "safety_written.jsonl") for row in _rows(name)
@@ -137,8 +155,10 @@ def test_recall_and_false_positive_rate_on_a_blind_set(name: str) -> None:
     assert result["caught"] >= caught and result["flagged"] <= flagged, {k: result[k] for k in ("recall", "fpr")}
 
 
-MISSED = pytest.mark.xfail(strict=True, reason="issue 11's target (0.95 / 0.05 on each blind set) is not reached "
-                                               "on this set: recall 0.875-0.940 (docs/safety.md)")
+_MISSING = sorted(caught / 200 for name, (caught, _) in BLIND_RUN.items() if name not in REACHED)
+MISSED = pytest.mark.xfail(
+    strict=True, reason="issue 11's target (0.95 / 0.05 on each blind set) is not reached on this set: "
+                        f"recall {_MISSING[0]:.3f}-{_MISSING[-1]:.3f} (docs/safety.md)")
 
 
 @pytest.mark.slow

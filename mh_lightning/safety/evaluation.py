@@ -34,6 +34,26 @@ def read(path: Path, split: str | None) -> list[dict]:
     return rows
 
 
+def counsel_chat(csv_path: Path, labels_path: Path) -> list[dict]:
+    """Real questions from the counsel-chat CSV (title and body as one message) with the labels of
+    `labels_path` (JSONL: `id` = questionID, `crisis`, `unsure`); `phenomenon` is the site's topic,
+    `unsure` the labeller's doubt. The CSV is not shipped (users fetch it); a label whose id the CSV
+    lacks is a ValueError naming it."""
+    import pandas as pd
+
+    frame = pd.read_csv(csv_path).drop_duplicates("questionID").set_index("questionID")
+    rows = []
+    for i, line in enumerate(labels_path.read_text(encoding="utf-8").splitlines(), 1):
+        label = json.loads(line)
+        if label["id"] not in frame.index:
+            raise ValueError(f"{labels_path}:{i}: questionID {label['id']} is not in {csv_path}")
+        question = frame.loc[label["id"]]
+        body = "" if pd.isna(question["questionText"]) else str(question["questionText"])
+        rows.append({"text": f"{question['questionTitle']} {body}".strip(), "crisis": label["crisis"],
+                     "phenomenon": str(question["topic"]), "unsure": label["unsure"]})
+    return rows
+
+
 def evaluate(rows: list[dict]) -> dict:
     """Counts, rates, per-phenomenon table and the errors, for rows with text and crisis."""
     table: dict[str, dict[str, int]] = defaultdict(lambda: {"crisis": 0, "caught": 0, "calm": 0, "flagged": 0})
