@@ -12,6 +12,7 @@ import sys
 from pathlib import Path
 
 import pytest
+from conftest import COUNSEL_CSV, needs_real_data
 from safetensors.torch import load_file
 
 from mh_lightning.safety import (
@@ -126,13 +127,14 @@ def test_the_holdout_split_reaches_the_target(holdout_result: dict) -> None:
 
 
 # The shipped detector's run on each frozen blind set (tests/data/blind/README.md: round 5, 2026-12-07
-# 15:30 UTC, its first run on every set; M and N were frozen at 14:33 UTC): these floors are those
+# 15:30 UTC, its first run on A-N; 19:08 UTC on O and P, frozen at 17:29 UTC): these floors are those
 # figures, so a regression fails. The target (0.95 / 0.05) is a strict xfail on the sets that miss
 # it, so a set that reaches it shows up as a failure to update.
 BLIND_RUN = {"blind_a": (191, 2), "blind_b": (175, 6), "blind_c": (192, 4),  # (caught of 200, flagged of 200)
              "blind_d": (186, 3), "blind_e": (185, 8), "blind_f": (188, 1), "blind_g": (188, 5),
              "blind_h": (183, 3), "blind_i": (185, 3), "blind_j": (176, 8), "blind_k": (192, 1),
-             "blind_l": (182, 2), "blind_m": (196, 3), "blind_n": (176, 3)}
+             "blind_l": (182, 2), "blind_m": (196, 3), "blind_n": (176, 3), "blind_o": (189, 2),
+             "blind_p": (185, 3)}
 REACHED = {name for name, (caught, flagged) in BLIND_RUN.items() if caught >= 190 and flagged <= 10}  # 0.95, 0.05
 
 
@@ -167,6 +169,19 @@ MISSED = pytest.mark.xfail(
 def test_a_blind_set_reaches_the_target(name: str) -> None:
     result = _blind_result(name)
     assert result["recall"] >= 0.95 and result["fpr"] <= 0.05
+
+
+@pytest.mark.slow
+@needs_real_data
+def test_recall_and_false_positive_rate_on_real_counselling_questions() -> None:
+    """Counsel-chat's 815 real questions (../shared/data, which users do not have), labelled by two
+    independent labellers who saw only the labelling guide (tests/data/counsel_chat_labels.jsonl,
+    frozen before any detector was run against it). Never used for a choice; the floors are the
+    shipped detector's first run on it (docs/safety.md: 26/59 and 114/756), so a regression fails."""
+    result = evaluation.evaluate(evaluation.counsel_chat(COUNSEL_CSV, DATA / "counsel_chat_labels.jsonl"))
+    print(evaluation.markdown("counsel-chat questions", {**result, "errors": []}))
+    assert (result["crisis"], result["calm"]) == (59, 756)
+    assert result["caught"] >= 26 and result["flagged"] <= 114
 
 
 # -- the artefact -------------------------------------------------------------------------------
