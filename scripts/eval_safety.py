@@ -33,14 +33,19 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     if not args.files and not args.counsel_chat:
         parser.error("give a labelled JSONL file or --counsel-chat CSV")
+    sources = [(f"{path}" + (f" ({args.split})" if args.split else ""), lambda path=path: read(path, args.split))
+               for path in args.files]
+    if args.counsel_chat:
+        sources.append((f"{args.counsel_chat} (labels: {COUNSEL_LABELS.name})",
+                        lambda: counsel_chat(args.counsel_chat, COUNSEL_LABELS)))
     results = {}
-    for path in args.files + ([args.counsel_chat] if args.counsel_chat else []):
+    for name, load in sources:
         try:
-            rows = counsel_chat(path, COUNSEL_LABELS) if path == args.counsel_chat else read(path, args.split)
-        except (OSError, ValueError, KeyError) as err:
+            rows = load()
+        except (OSError, ValueError) as err:
             parser.error(str(err))
-        results[str(path)] = evaluate(rows)
-        print(markdown(f"{path}" + (f" ({args.split})" if args.split else ""), results[str(path)]) + "\n")
+        results[name] = evaluate(rows)
+        print(markdown(name, results[name]) + "\n")
     if args.json:
         args.json.write_text(json.dumps(results, indent=2, ensure_ascii=False), encoding="utf-8")
     print(json.dumps({name: {k: r[k] for k in ("messages", "recall", "fpr", "caught", "crisis", "flagged", "calm")}

@@ -96,6 +96,9 @@ def test_counsel_chat_rows_join_the_labels_with_the_csv_questions(tmp_path: Path
     labels.write_text('{"id": 8, "crisis": true, "unsure": false, "why": "z"}\n', encoding="utf-8")
     with pytest.raises(ValueError, match=f"^{labels}:1: questionID 8 is not in {csv}$"):
         evaluation.counsel_chat(csv, labels)
+    csv.write_text("id,title\n9,Is it normal?\n", encoding="utf-8")
+    with pytest.raises(ValueError, match=f"^{csv}: no column questionID, questionTitle, questionText, topic: "):
+        evaluation.counsel_chat(csv, labels)
 
 
 # -- figures ------------------------------------------------------------------------------------
@@ -176,8 +179,9 @@ def test_a_blind_set_reaches_the_target(name: str) -> None:
 def test_recall_and_false_positive_rate_on_real_counselling_questions() -> None:
     """Counsel-chat's 815 real questions (../shared/data, which users do not have), labelled by two
     independent labellers who saw only the labelling guide (tests/data/counsel_chat_labels.jsonl,
-    frozen before any detector was run against it). Never used for a choice; the floors are the
-    shipped detector's first run on it (docs/safety.md: 26/59 and 114/756), so a regression fails."""
+    frozen before any detector was run against it). Used for one choice, after both runs: round 6's
+    revert (docs/safety.md). The floors are the shipped detector's first run on it (26/59 and 114/756),
+    so a regression fails."""
     result = evaluation.evaluate(evaluation.counsel_chat(COUNSEL_CSV, DATA / "counsel_chat_labels.jsonl"))
     print(evaluation.markdown("counsel-chat questions", {**result, "errors": []}))
     assert (result["crisis"], result["calm"]) == (59, 756)

@@ -41,7 +41,14 @@ def counsel_chat(csv_path: Path, labels_path: Path) -> list[dict]:
     lacks is a ValueError naming it."""
     import pandas as pd
 
-    frame = pd.read_csv(csv_path).drop_duplicates("questionID").set_index("questionID")
+    try:
+        frame = pd.read_csv(csv_path)
+    except pd.errors.ParserError as err:
+        raise ValueError(f"{csv_path}: not a CSV ({err})") from None
+    missing = [c for c in ("questionID", "questionTitle", "questionText", "topic") if c not in frame.columns]
+    if missing:
+        raise ValueError(f"{csv_path}: no column {', '.join(missing)}: is it counsel-chat's CSV?")
+    frame = frame.drop_duplicates("questionID").set_index("questionID")
     rows = []
     for i, line in enumerate(labels_path.read_text(encoding="utf-8").splitlines(), 1):
         label = json.loads(line)
