@@ -24,6 +24,7 @@ import sys  # noqa: E402
 from pathlib import Path  # noqa: E402
 
 from mh_lightning.safety.classifier import ARTEFACT  # noqa: E402
+from mh_lightning.safety.soup import soup  # noqa: E402
 from mh_lightning.safety.training import Settings, save, train  # noqa: E402
 
 
@@ -33,6 +34,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--dry-run", action="store_true", help="report only, write nothing")
     parser.add_argument("--set", action="append", default=[], metavar="NAME=VALUE",
                         help="override a setting for an experiment (the shipped artefact uses the defaults)")
+    parser.add_argument("--soup", type=Path, nargs="+", metavar="ARTEFACT",
+                        help="instead of fine-tuning: average these artefacts (made by this script) and fit the "
+                             "heads, temperature and thresholds on the average (docs/safety.md: the shipped one)")
     args = parser.parse_args(argv)
     defaults = Settings()
     overrides = {}
@@ -41,7 +45,10 @@ def main(argv: list[str] | None = None) -> int:
         if name not in defaults.__dict__:
             parser.error(f"--set {item}: unknown setting; known: {', '.join(defaults.__dict__)}")
         overrides[name] = type(defaults.__dict__[name])(value)
-    tensors, meta = train(Settings(**overrides))
+    for path in args.soup or ():
+        if not path.is_file():
+            parser.error(f"--soup {path}: no such file")
+    tensors, meta = soup(args.soup, Settings(**overrides)) if args.soup else train(Settings(**overrides))
     if not args.dry_run:
         save(tensors, meta, args.out)
         print(f"wrote {args.out} ({args.out.stat().st_size / 1e6:.2f} MB)")

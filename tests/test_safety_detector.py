@@ -26,6 +26,7 @@ from mh_lightning.safety import (
     load_resources,
     resources_footer,
     screen_output,
+    soup,
     training,
 )
 from mh_lightning.safety.classifier import ARTEFACT, CrisisClassifier, model_dir, model_input, read_metadata
@@ -130,14 +131,15 @@ def test_the_holdout_split_reaches_the_target(holdout_result: dict) -> None:
 
 
 # The shipped detector's run on each frozen blind set (tests/data/blind/README.md: round 5, 2026-12-07
-# 15:30 UTC, its first run on A-N; 19:08 UTC on O and P, frozen at 17:29 UTC): these floors are those
-# figures, so a regression fails. The target (0.95 / 0.05) is a strict xfail on the sets that miss
-# it, so a set that reaches it shows up as a failure to update.
+# 15:30 UTC, its first run on A-N; 19:08 UTC on O and P, frozen at 17:29 UTC; 20:49 UTC on Q and R,
+# frozen at 20:48 UTC): these floors are those figures, so a regression fails. The target (0.95 /
+# 0.05) is a strict xfail on the sets that miss it, so a set that reaches it shows up as a failure
+# to update.
 BLIND_RUN = {"blind_a": (191, 2), "blind_b": (175, 6), "blind_c": (192, 4),  # (caught of 200, flagged of 200)
              "blind_d": (186, 3), "blind_e": (185, 8), "blind_f": (188, 1), "blind_g": (188, 5),
              "blind_h": (183, 3), "blind_i": (185, 3), "blind_j": (176, 8), "blind_k": (192, 1),
              "blind_l": (182, 2), "blind_m": (196, 3), "blind_n": (176, 3), "blind_o": (189, 2),
-             "blind_p": (185, 3)}
+             "blind_p": (185, 3), "blind_q": (187, 2), "blind_r": (191, 3)}
 REACHED = {name for name, (caught, flagged) in BLIND_RUN.items() if caught >= 190 and flagged <= 10}  # 0.95, 0.05
 
 
@@ -203,6 +205,29 @@ def test_shipped_artefact_is_small_and_names_its_data_and_base_model() -> None:
     assert ARTEFACT.stat().st_size < 15_000_000
     assert sorted({name.split(".")[1] for name in tensors if name.startswith("layers.")}) == ["2", "3", "4", "5"]
     assert 0 < meta["rule_threshold"] <= meta["threshold"] < 1 and meta["temperature"] > 0
+
+
+def test_a_soup_averages_its_members_tensors_and_refuses_what_it_cannot_average(tmp_path: Path) -> None:
+    import torch
+    from safetensors.torch import save_file
+
+    def member(name: str, frozen: int, tensors: dict[str, list[float]]) -> Path:
+        path = tmp_path / name
+        save_file({t: torch.tensor(v, dtype=torch.float16) for t, v in tensors.items()}, path,
+                  metadata={"classifier": json.dumps({"frozen_layers": frozen})})
+        return path
+
+    a = member("a.safetensors", 2, {"head.bias": [0.0, 1.0], "head.weight": [2.0, -2.0]})
+    b = member("b.safetensors", 2, {"head.bias": [1.0, 4.0], "head.weight": [2.0, 2.0]})
+    averaged = soup.average([a, b], frozen_layers=2)
+    assert {name: t.tolist() for name, t in averaged.items()} == {"head.bias": [0.5, 2.5], "head.weight": [2.0, 0.0]}
+    assert {t.dtype for t in averaged.values()} == {torch.float32}
+    c = member("c.safetensors", 4, {"head.bias": [0.0, 0.0], "head.weight": [0.0, 0.0]})
+    with pytest.raises(ValueError, match=f"^{c}: frozen_layers 4, not 2: a soup averages models fine-tuned above"):
+        soup.soup([a, c])
+    d = member("d.safetensors", 2, {"head.bias": [0.0, 0.0]})
+    with pytest.raises(ValueError, match=f"^{a}, {d}: the artefacts hold different tensors$"):
+        soup.average([a, d], frozen_layers=2)
 
 
 @pytest.mark.slow

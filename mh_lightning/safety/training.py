@@ -17,6 +17,8 @@ One seeded run on the CPU (see docs/safety.md for how long it takes):
 
 Run it through the script, which pins MKL and torch to their AVX2 kernels before torch is imported
 (a retrain elsewhere then repeats the shipped numbers up to rounding).
+
+`mh_lightning.safety.soup` runs steps 4-6 on the average of artefacts the script made (`--soup`).
 """
 
 from __future__ import annotations
@@ -342,7 +344,12 @@ def train(settings: Settings = Settings(), log: Callable[[str], None] = print) -
     states = bottom_states(model, tokenizer, [training_text(r) for r in train_rows], settings.max_length)
     log(f"frozen layers computed in {time.perf_counter() - started:.0f} s")
     fine_tune(model, states, train_rows, settings, log)
+    return finish(model, tokenizer, settings, by_split, started, log)
 
+
+def finish(model: CrisisModel, tokenizer, settings: Settings, by_split: dict[str, list[dict]], started: float,
+           log: Callable[[str], None]) -> tuple[dict[str, torch.Tensor], dict]:
+    """Steps 4-6 of the protocol on a fine-tuned model; returns the artefact's tensors and metadata."""
     def round_to_float16() -> dict[str, torch.Tensor]:  # what ships: every later choice reads these values
         tensors = {name: t.detach().to(torch.float16).contiguous() for name, t in model.trained_state().items()}
         model.load_state_dict({name: t.to(torch.float32) for name, t in tensors.items()}, strict=False)
