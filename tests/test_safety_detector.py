@@ -132,14 +132,16 @@ def test_the_holdout_split_reaches_the_target(holdout_result: dict) -> None:
 
 # The shipped detector's run on each frozen blind set (tests/data/blind/README.md: round 5, 2026-12-07
 # 15:30 UTC, its first run on A-N; 19:08 UTC on O and P, frozen at 17:29 UTC; 20:49 UTC on Q and R,
-# frozen at 20:48 UTC): these floors are those figures, so a regression fails. The target (0.95 /
+# frozen at 20:48 UTC; 21:20 UTC on S and T, frozen at 21:20 UTC): these floors are those figures, so
+# a regression fails. The target (0.95 /
 # 0.05) is a strict xfail on the sets that miss it, so a set that reaches it shows up as a failure
 # to update.
 BLIND_RUN = {"blind_a": (191, 2), "blind_b": (175, 6), "blind_c": (192, 4),  # (caught of 200, flagged of 200)
              "blind_d": (186, 3), "blind_e": (185, 8), "blind_f": (188, 1), "blind_g": (188, 5),
              "blind_h": (183, 3), "blind_i": (185, 3), "blind_j": (176, 8), "blind_k": (192, 1),
              "blind_l": (182, 2), "blind_m": (196, 3), "blind_n": (176, 3), "blind_o": (189, 2),
-             "blind_p": (185, 3), "blind_q": (187, 2), "blind_r": (191, 3)}
+             "blind_p": (185, 3), "blind_q": (187, 2), "blind_r": (191, 3), "blind_s": (191, 20),
+             "blind_t": (182, 2)}
 REACHED = {name for name, (caught, flagged) in BLIND_RUN.items() if caught >= 190 and flagged <= 10}  # 0.95, 0.05
 
 
@@ -162,10 +164,12 @@ def test_recall_and_false_positive_rate_on_a_blind_set(name: str) -> None:
     assert result["caught"] >= caught and result["flagged"] <= flagged, {k: result[k] for k in ("recall", "fpr")}
 
 
-_MISSING = sorted(caught / 200 for name, (caught, _) in BLIND_RUN.items() if name not in REACHED)
+_MISSING = [run for name, run in BLIND_RUN.items() if name not in REACHED]
+_RECALL, _FLAGGED = sorted(caught / 200 for caught, _ in _MISSING), sorted(flagged / 200 for _, flagged in _MISSING)
 MISSED = pytest.mark.xfail(
-    strict=True, reason="issue 11's target (0.95 / 0.05 on each blind set) is not reached on this set: "
-                        f"recall {_MISSING[0]:.3f}-{_MISSING[-1]:.3f} (docs/safety.md)")
+    strict=True, reason="issue 11's target (0.95 / 0.05 on each blind set) is not reached on this set: recall "
+                        f"{_RECALL[0]:.3f}-{_RECALL[-1]:.3f}, false alarms {_FLAGGED[0]:.3f}-{_FLAGGED[-1]:.3f} "
+                        "on such sets (docs/safety.md)")
 
 
 @pytest.mark.slow
