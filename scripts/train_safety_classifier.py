@@ -1,6 +1,7 @@
 """Fine-tune the crisis classifier shipped in mh_lightning/resources/safety_classifier.safetensors.
 
     python scripts/train_safety_classifier.py            # PYTHONPATH=. if mh_lightning is not pip-installed
+    python scripts/train_safety_classifier.py --soup A.safetensors B.safetensors   # a soup of two runs
 
 One seeded run on the CPU: the protocol is mh_lightning.safety.training's (its docstring; how long
 it takes: docs/safety.md). The answer head is fitted in the same run.
@@ -36,7 +37,7 @@ def main(argv: list[str] | None = None) -> int:
                         help="override a setting for an experiment (the shipped artefact uses the defaults)")
     parser.add_argument("--soup", type=Path, nargs="+", metavar="ARTEFACT",
                         help="instead of fine-tuning: average these artefacts (made by this script) and fit the "
-                             "heads, temperature and thresholds on the average (docs/safety.md: the shipped one)")
+                             "answer head, temperature and thresholds on the average (docs/safety.md, Training)")
     args = parser.parse_args(argv)
     defaults = Settings()
     overrides = {}
