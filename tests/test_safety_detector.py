@@ -133,9 +133,8 @@ def test_the_holdout_split_reaches_the_target(holdout_result: dict) -> None:
 # The shipped detector's run on each frozen blind set (tests/data/blind/README.md: round 5, 2026-12-07
 # 15:30 UTC, its first run on A-N; 19:08 UTC on O and P, frozen at 17:29 UTC; 20:49 UTC on Q and R,
 # frozen at 20:48 UTC; 21:20 UTC on S and T, frozen at 21:20 UTC): these floors are those figures, so
-# a regression fails. The target (0.95 /
-# 0.05) is a strict xfail on the sets that miss it, so a set that reaches it shows up as a failure
-# to update.
+# a regression fails. The target (0.95 / 0.05) is a strict xfail on the sets that miss it, so a set
+# that reaches it shows up as a failure to update.
 BLIND_RUN = {"blind_a": (191, 2), "blind_b": (175, 6), "blind_c": (192, 4),  # (caught of 200, flagged of 200)
              "blind_d": (186, 3), "blind_e": (185, 8), "blind_f": (188, 1), "blind_g": (188, 5),
              "blind_h": (183, 3), "blind_i": (185, 3), "blind_j": (176, 8), "blind_k": (192, 1),
@@ -185,9 +184,9 @@ def test_a_blind_set_reaches_the_target(name: str) -> None:
 def test_recall_and_false_positive_rate_on_real_counselling_questions() -> None:
     """Counsel-chat's 815 real questions (../shared/data, which users do not have), labelled by two
     independent labellers who saw only the labelling guide (tests/data/counsel_chat_labels.jsonl,
-    frozen before any detector was run against it). Used for one choice, after both runs: round 6's
-    revert (docs/safety.md). The floors are the shipped detector's first run on it (26/59 and 114/756),
-    so a regression fails."""
+    frozen before any detector was run against it). Used for two choices, each after the runs: round
+    6's revert and not shipping round 7's candidate (docs/safety.md). The floors are the shipped
+    detector's first run on it (26/59 and 114/756), so a regression fails."""
     result = evaluation.evaluate(evaluation.counsel_chat(COUNSEL_CSV, DATA / "counsel_chat_labels.jsonl"))
     print(evaluation.markdown("counsel-chat questions", {**result, "errors": []}))
     assert (result["crisis"], result["calm"]) == (59, 756)

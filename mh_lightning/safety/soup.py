@@ -40,9 +40,9 @@ def average(members: Sequence[Path], frozen_layers: int) -> dict[str, torch.Tens
     from safetensors.torch import load_file
 
     for path in members:
-        if read_metadata(path)["frozen_layers"] != frozen_layers:
-            raise ValueError(f"{path}: frozen_layers {read_metadata(path)['frozen_layers']}, not "
-                             f"{frozen_layers}: a soup averages models fine-tuned above the same layers")
+        if (frozen := read_metadata(path)["frozen_layers"]) != frozen_layers:
+            raise ValueError(f"{path}: frozen_layers {frozen}, not {frozen_layers}: a soup averages models "
+                             "fine-tuned above the same layers")
     loaded = [load_file(path) for path in members]
     if any(set(state) != set(loaded[0]) for state in loaded):
         raise ValueError(f"{', '.join(map(str, members))}: the artefacts hold different tensors")
