@@ -132,7 +132,8 @@ def test_the_holdout_split_reaches_the_target(holdout_result: dict) -> None:
 
 # The shipped detector's run on each frozen blind set (tests/data/blind/README.md: round 5, 2026-12-07
 # 15:30 UTC, its first run on A-N; 19:08 UTC on O and P, frozen at 17:29 UTC; 20:49 UTC on Q and R,
-# frozen at 20:48 UTC; 21:20 UTC on S and T, frozen at 21:20 UTC): these floors are those figures, so
+# frozen at 20:48 UTC; 21:20 UTC on S and T, frozen at 21:20 UTC; 2026-12-08 01:08 UTC on U and V,
+# frozen at 01:08 UTC, 01:24 UTC on W, frozen at 01:24 UTC): these floors are those figures, so
 # a regression fails. The target (0.95 / 0.05) is a strict xfail on the sets that miss it, so a set
 # that reaches it shows up as a failure to update.
 BLIND_RUN = {"blind_a": (191, 2), "blind_b": (175, 6), "blind_c": (192, 4),  # (caught of 200, flagged of 200)
@@ -140,7 +141,7 @@ BLIND_RUN = {"blind_a": (191, 2), "blind_b": (175, 6), "blind_c": (192, 4),  # (
              "blind_h": (183, 3), "blind_i": (185, 3), "blind_j": (176, 8), "blind_k": (192, 1),
              "blind_l": (182, 2), "blind_m": (196, 3), "blind_n": (176, 3), "blind_o": (189, 2),
              "blind_p": (185, 3), "blind_q": (187, 2), "blind_r": (191, 3), "blind_s": (191, 20),
-             "blind_t": (182, 2)}
+             "blind_t": (182, 2), "blind_u": (189, 0), "blind_v": (192, 1), "blind_w": (196, 15)}
 REACHED = {name for name, (caught, flagged) in BLIND_RUN.items() if caught >= 190 and flagged <= 10}  # 0.95, 0.05
 
 
@@ -184,9 +185,9 @@ def test_a_blind_set_reaches_the_target(name: str) -> None:
 def test_recall_and_false_positive_rate_on_real_counselling_questions() -> None:
     """Counsel-chat's 815 real questions (../shared/data, which users do not have), labelled by two
     independent labellers who saw only the labelling guide (tests/data/counsel_chat_labels.jsonl,
-    frozen before any detector was run against it). Used for two choices, each after the runs: round
-    6's revert and not shipping round 7's candidate (docs/safety.md). The floors are the shipped
-    detector's first run on it (26/59 and 114/756), so a regression fails."""
+    frozen before any detector was run against it). Used for three choices, each after the runs:
+    round 6's revert and not shipping round 7's or round 8's candidate (docs/safety.md). The floors
+    are the shipped detector's first run on it (26/59 and 114/756), so a regression fails."""
     result = evaluation.evaluate(evaluation.counsel_chat(COUNSEL_CSV, DATA / "counsel_chat_labels.jsonl"))
     print(evaluation.markdown("counsel-chat questions", {**result, "errors": []}))
     assert (result["crisis"], result["calm"]) == (59, 756)
