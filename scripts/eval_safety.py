@@ -2,6 +2,7 @@
 
     python scripts/eval_safety.py FILE [FILE ...] [--split holdout] [--json OUT]   # PYTHONPATH=. if needed
     python scripts/eval_safety.py --counsel-chat counsel_chat_20200325.csv        # real questions, labelled
+    python scripts/eval_safety.py tests/data/blind/blind_a.jsonl                  # figures only (see below)
 
 Each FILE is JSONL with `text` and `crisis` (true/false); optional `phenomenon` (or `kind`) groups
 the table, `split` is filtered by --split, and `context` (a list of earlier user turns, oldest
@@ -9,6 +10,12 @@ first) is passed to the detector. Prints, per file, a Markdown report (figures, 
 table, every miss and false alarm with what the detector matched) and writes the same as JSON
 with --json. --counsel-chat reads the counsel-chat CSV's questions with the labels in
 tests/data/counsel_chat_labels.jsonl (an independent labeller's; the CSV itself is not shipped).
+
+The errors of a blind set (a file in a folder named `blind`) and of counsel-chat are withheld, with
+the per-phenomenon table (most tags name one message), from the screen and from --json alike, and
+only their number printed: a set whose errors have been read no longer measures anything blind
+(docs/safety.md, Blind sets). `--errors show` prints them anyway, `--errors hide` withholds them for
+every file.
 """
 
 from __future__ import annotations
@@ -30,22 +37,33 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--json", type=Path, help="also write the results as JSON here")
     parser.add_argument("--counsel-chat", type=Path, metavar="CSV",
                         help="also the counsel-chat CSV's questions, with tests/data/counsel_chat_labels.jsonl")
+    parser.add_argument("--errors", choices=("auto", "show", "hide"), default="auto",
+                        help="list each miss and false alarm (and the per-phenomenon table): auto (the default) "
+                             "withholds a blind set's (a file in a folder named blind) and counsel-chat's, show "
+                             "lists every file's, hide none")
     args = parser.parse_args(argv)
     if not args.files and not args.counsel_chat:
         parser.error("give a labelled JSONL file or --counsel-chat CSV")
-    sources = [(f"{path}" + (f" ({args.split})" if args.split else ""), lambda path=path: read(path, args.split))
-               for path in args.files]
+    sources = [(f"{path}" + (f" ({args.split})" if args.split else ""), lambda path=path: read(path, args.split),
+                path.resolve().parent.name == "blind") for path in args.files]
     if args.counsel_chat:
         sources.append((f"{args.counsel_chat} (labels: {COUNSEL_LABELS.name})",
-                        lambda: counsel_chat(args.counsel_chat, COUNSEL_LABELS)))
+                        lambda: counsel_chat(args.counsel_chat, COUNSEL_LABELS), True))
     results = {}
-    for name, load in sources:
+    for name, load, blind in sources:
         try:
             rows = load()
         except (OSError, ValueError) as err:
             parser.error(str(err))
-        results[name] = evaluate(rows)
-        print(markdown(name, results[name]) + "\n")
+        result = evaluate(rows)
+        if args.errors == "hide" or (args.errors == "auto" and blind):
+            result = {**result, "errors": [], "phenomena": {}, "errors_withheld": len(result["errors"])}
+        results[name] = result
+        print(markdown(name, result) + "\n")
+        if "errors_withheld" in result:
+            print(f"withheld: this set's {result['errors_withheld']} misses and false alarms, and its table "
+                  "(most tags name one message): a blind set's errors are not read "
+                  "(docs/safety.md; --errors show lists them)\n")
     if args.json:
         args.json.write_text(json.dumps(results, indent=2, ensure_ascii=False), encoding="utf-8")
     print(json.dumps({name: {k: r[k] for k in ("messages", "recall", "fpr", "caught", "crisis", "flagged", "calm")}

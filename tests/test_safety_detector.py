@@ -148,7 +148,7 @@ REACHED = {name for name, (caught, flagged) in BLIND_RUN.items() if caught >= 19
 @functools.cache
 def _blind_result(name: str) -> dict:
     result = evaluation.evaluate(evaluation.read(DATA / "blind" / f"{name}.jsonl", None))
-    print(evaluation.markdown(f"{name}.jsonl", result))
+    print(evaluation.markdown(f"{name}.jsonl", {**result, "errors": [], "phenomena": {}}))  # not read: docs/safety.md
     return result
 
 
@@ -192,6 +192,37 @@ def test_recall_and_false_positive_rate_on_real_counselling_questions() -> None:
     print(evaluation.markdown("counsel-chat questions", {**result, "errors": []}))
     assert (result["crisis"], result["calm"]) == (59, 756)
     assert result["caught"] >= 26 and result["flagged"] <= 114
+
+
+def test_eval_safety_withholds_the_errors_of_a_blind_set(tmp_path: Path, capsys) -> None:
+    """A blind set's errors must not be read (docs/safety.md): scripts/eval_safety.py prints its
+    figures and only the number of its errors, on the screen and in --json; another file's errors
+    are listed, and `--errors show` lists a blind set's too."""
+    import runpy
+
+    main = runpy.run_path(str(REPO / "scripts" / "eval_safety.py"))["main"]
+    rows = [{"text": "hello there, how are you", "crisis": True, "phenomenon": "greeting"},  # a miss, by its label
+            {"text": "what time is it", "crisis": False, "phenomenon": "question"}]
+    (tmp_path / "blind").mkdir()
+    blind, mine, saved = tmp_path / "blind" / "set.jsonl", tmp_path / "mine.jsonl", tmp_path / "out.json"
+    for path in (blind, mine):
+        path.write_text("".join(json.dumps(row) + "\n" for row in rows), encoding="utf-8")
+    assert main([str(blind), str(mine), "--json", str(saved)]) == 0
+    out = capsys.readouterr().out
+    assert out.count("| miss | greeting | hello there, how are you |") == 1  # mine.jsonl's
+    assert out.count("withheld: this set's 1 misses and false alarms, and its table (most tags name one message): "
+                     "a blind set's errors are not read (docs/safety.md; --errors show lists them)") == 1
+    assert out.count("| greeting | 0/1 | - |") == 1  # mine.jsonl's table; the blind set's is withheld
+    report = json.loads(saved.read_text(encoding="utf-8"))
+    withheld = report[str(blind)]
+    assert [withheld[k] for k in ("caught", "errors", "phenomena", "errors_withheld")] == [0, [], {}, 1]
+    assert [e["text"] for e in report[str(mine)]["errors"]] == ["hello there, how are you"]
+    assert "errors_withheld" not in report[str(mine)]
+    assert main([str(blind), "--errors", "show"]) == 0
+    shown = capsys.readouterr().out
+    assert "| miss | greeting | hello there, how are you |" in shown and "| greeting | 0/1 | - |" in shown
+    assert main([str(mine), "--errors", "hide"]) == 0
+    assert "hello there" not in capsys.readouterr().out
 
 
 # -- the artefact -------------------------------------------------------------------------------

@@ -91,8 +91,9 @@ def markdown(name: str, result: dict) -> str:
     lines = [f"## {name}", "",
              f"recall **{result['recall']}** ({result['caught']}/{result['crisis']}), "
              f"false-positive rate **{result['fpr']}** ({result['flagged']}/{result['calm']}), "
-             f"{result['messages']} messages", "",
-             "| phenomenon | crisis caught | calm flagged |", "|---|---|---|"]
+             f"{result['messages']} messages"]
+    if result["phenomena"]:
+        lines += ["", "| phenomenon | crisis caught | calm flagged |", "|---|---|---|"]
     for phenomenon, g in result["phenomena"].items():
         caught = f"{g['caught']}/{g['crisis']}" if g["crisis"] else "-"
         flagged = f"{g['flagged']}/{g['calm']}" if g["calm"] else "-"
