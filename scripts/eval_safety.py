@@ -25,7 +25,7 @@ import json
 import sys
 from pathlib import Path
 
-from mh_lightning.safety.evaluation import counsel_chat, evaluate, markdown, read
+from mh_lightning.safety.evaluation import counsel_chat, evaluate, figures_only, markdown, read
 
 COUNSEL_LABELS = Path(__file__).resolve().parents[1] / "tests" / "data" / "counsel_chat_labels.jsonl"
 
@@ -40,7 +40,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--errors", choices=("auto", "show", "hide"), default="auto",
                         help="list each miss and false alarm (and the per-phenomenon table): auto (the default) "
                              "withholds a blind set's (a file in a folder named blind) and counsel-chat's, show "
-                             "lists every file's, hide none")
+                             "lists them for every file, hide for none")
     args = parser.parse_args(argv)
     if not args.files and not args.counsel_chat:
         parser.error("give a labelled JSONL file or --counsel-chat CSV")
@@ -57,13 +57,9 @@ def main(argv: list[str] | None = None) -> int:
             parser.error(str(err))
         result = evaluate(rows)
         if args.errors == "hide" or (args.errors == "auto" and blind):
-            result = {**result, "errors": [], "phenomena": {}, "errors_withheld": len(result["errors"])}
+            result = figures_only(result)
         results[name] = result
-        print(markdown(name, result) + "\n")
-        if "errors_withheld" in result:
-            print(f"withheld: this set's {result['errors_withheld']} misses and false alarms, and its table "
-                  "(most tags name one message): a blind set's errors are not read "
-                  "(docs/safety.md; --errors show lists them)\n")
+        print(markdown(name, result) + ("; --errors show lists them" if "errors_withheld" in result else "") + "\n")
     if args.json:
         args.json.write_text(json.dumps(results, indent=2, ensure_ascii=False), encoding="utf-8")
     print(json.dumps({name: {k: r[k] for k in ("messages", "recall", "fpr", "caught", "crisis", "flagged", "calm")}

@@ -148,7 +148,7 @@ REACHED = {name for name, (caught, flagged) in BLIND_RUN.items() if caught >= 19
 @functools.cache
 def _blind_result(name: str) -> dict:
     result = evaluation.evaluate(evaluation.read(DATA / "blind" / f"{name}.jsonl", None))
-    print(evaluation.markdown(f"{name}.jsonl", {**result, "errors": [], "phenomena": {}}))  # not read: docs/safety.md
+    print(evaluation.markdown(f"{name}.jsonl", evaluation.figures_only(result)))
     return result
 
 
@@ -189,7 +189,7 @@ def test_recall_and_false_positive_rate_on_real_counselling_questions() -> None:
     round 6's revert and not shipping round 7's or round 8's candidate (docs/safety.md). The floors
     are the shipped detector's first run on it (26/59 and 114/756), so a regression fails."""
     result = evaluation.evaluate(evaluation.counsel_chat(COUNSEL_CSV, DATA / "counsel_chat_labels.jsonl"))
-    print(evaluation.markdown("counsel-chat questions", {**result, "errors": []}))
+    print(evaluation.markdown("counsel-chat questions", evaluation.figures_only(result)))
     assert (result["crisis"], result["calm"]) == (59, 756)
     assert result["caught"] >= 26 and result["flagged"] <= 114
 
@@ -211,7 +211,7 @@ def test_eval_safety_withholds_the_errors_of_a_blind_set(tmp_path: Path, capsys)
     out = capsys.readouterr().out
     assert out.count("| miss | greeting | hello there, how are you |") == 1  # mine.jsonl's
     assert out.count("withheld: this set's 1 misses and false alarms, and its table (most tags name one message): "
-                     "a blind set's errors are not read (docs/safety.md; --errors show lists them)") == 1
+                     "a blind set's errors are not read (docs/safety.md); --errors show lists them") == 1
     assert out.count("| greeting | 0/1 | - |") == 1  # mine.jsonl's table; the blind set's is withheld
     report = json.loads(saved.read_text(encoding="utf-8"))
     withheld = report[str(blind)]

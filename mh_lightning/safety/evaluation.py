@@ -87,6 +87,12 @@ def evaluate(rows: list[dict]) -> dict:
             "phenomena": dict(sorted(table.items())), "errors": errors}
 
 
+def figures_only(result: dict) -> dict:
+    """`result` without its errors and its per-phenomenon table (most writers' tags name one message),
+    keeping their number: what may be shown of a blind set, whose errors are never read (docs/safety.md)."""
+    return {**result, "errors": [], "phenomena": {}, "errors_withheld": len(result["errors"])}
+
+
 def markdown(name: str, result: dict) -> str:
     lines = [f"## {name}", "",
              f"recall **{result['recall']}** ({result['caught']}/{result['crisis']}), "
@@ -103,6 +109,9 @@ def markdown(name: str, result: dict) -> str:
         for e in result["errors"]:
             text = e["text"].replace("|", "/").replace("\n", " ")
             lines.append(f"| {e['kind']} | {e['phenomenon']} | {text} | {'; '.join(e['matched']).replace('|', '/')} |")
+    if "errors_withheld" in result:
+        lines += ["", f"withheld: this set's {result['errors_withheld']} misses and false alarms, and its table "
+                      "(most tags name one message): a blind set's errors are not read (docs/safety.md)"]
     return "\n".join(lines)
 
 
