@@ -25,7 +25,7 @@ import json
 import sys
 from pathlib import Path
 
-from mh_lightning.safety.evaluation import counsel_chat, evaluate, figures_only, markdown, read
+from mh_lightning.safety.evaluation import counsel_chat, evaluate, figures_only, grouped, markdown, read
 
 COUNSEL_LABELS = Path(__file__).resolve().parents[1] / "tests" / "data" / "counsel_chat_labels.jsonl"
 
@@ -41,6 +41,9 @@ def main(argv: list[str] | None = None) -> int:
                         help="list each miss and false alarm (and the per-phenomenon table): auto (the default) "
                              "withholds a blind set's (a file in a folder named blind) and counsel-chat's, show "
                              "lists them for every file, hide for none")
+    parser.add_argument("--groups", action="store_true",
+                        help="the per-phenomenon table by group of tags (evaluation.GROUPS), and pooled over the "
+                             "files when there are several: the tables of docs/safety.md")
     args = parser.parse_args(argv)
     if not args.files and not args.counsel_chat:
         parser.error("give a labelled JSONL file or --counsel-chat CSV")
@@ -49,7 +52,7 @@ def main(argv: list[str] | None = None) -> int:
     if args.counsel_chat:
         sources.append((f"{args.counsel_chat} (labels: {COUNSEL_LABELS.name})",
                         lambda: counsel_chat(args.counsel_chat, COUNSEL_LABELS), True))
-    results = {}
+    results, tags = {}, []  # tags: the per-tag tables of the files whose table is shown, for --groups
     for name, load, blind in sources:
         try:
             rows = load()
@@ -58,13 +61,31 @@ def main(argv: list[str] | None = None) -> int:
         result = evaluate(rows)
         if args.errors == "hide" or (args.errors == "auto" and blind):
             result = figures_only(result)
+        elif args.groups:
+            tags.append(result["phenomena"])
+            result = {**result, "phenomena": grouped(result["phenomena"])}
         results[name] = result
         print(markdown(name, result) + ("; --errors show lists them" if "errors_withheld" in result else "") + "\n")
+    if len(tags) > 1:
+        merged: dict[str, dict[str, int]] = {}
+        for table in tags:
+            for tag, counts in table.items():
+                for key, value in counts.items():
+                    merged.setdefault(tag, dict.fromkeys(counts, 0))[key] += value
+        shown = [r for r in results.values() if r["phenomena"]]
+        pooled = {**_totals(shown), "phenomena": grouped(merged), "errors": []}
+        print(markdown(f"{len(tags)} files pooled", pooled) + "\n")
     if args.json:
         args.json.write_text(json.dumps(results, indent=2, ensure_ascii=False), encoding="utf-8")
     print(json.dumps({name: {k: r[k] for k in ("messages", "recall", "fpr", "caught", "crisis", "flagged", "calm")}
                       for name, r in results.items()}))
     return 0
+
+
+def _totals(results: list[dict]) -> dict:
+    total = {k: sum(r[k] for r in results) for k in ("messages", "crisis", "caught", "calm", "flagged")}
+    return {**total, "recall": round(total["caught"] / total["crisis"], 4) if total["crisis"] else None,
+            "fpr": round(total["flagged"] / total["calm"], 4) if total["calm"] else None}
 
 
 if __name__ == "__main__":

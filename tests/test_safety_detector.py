@@ -227,6 +227,33 @@ def test_eval_safety_withholds_the_errors_of_a_blind_set(tmp_path: Path, capsys)
     assert "hello there" not in capsys.readouterr().out
 
 
+def test_phenomenon_tags_are_grouped_by_keyword_for_the_docs_tables(tmp_path: Path, capsys) -> None:
+    assert [evaluation.group_of(tag) for tag in ("k1ll_disguised", "third_person_self", "worried_friend_quote",
+                                                 "nursing-student-dose", "Passive ideation", "unrelated")] == [
+        "disguised spellings, shorthand, slang", "third person, second person, hypothetical",
+        "a third party: worried friend, quoting, how to help", "medication, medical, first aid",
+        "ideation: explicit, indirect, passive", "other"]
+    assert evaluation.group_of("recut_scar") == "other"  # a keyword starts a word ("cut"), never inside one
+    table = {"grief_ashes": {"crisis": 0, "caught": 0, "calm": 3, "flagged": 1},
+             "grief-loss": {"crisis": 1, "caught": 1, "calm": 2, "flagged": 0},
+             "kms_slang": {"crisis": 4, "caught": 3, "calm": 0, "flagged": 0}}
+    assert evaluation.grouped(table) == {
+        "disguised spellings, shorthand, slang": {"crisis": 4, "caught": 3, "calm": 0, "flagged": 0},
+        "grief, death without risk": {"crisis": 1, "caught": 1, "calm": 5, "flagged": 1}}  # in GROUPS' order
+    import runpy
+
+    main = runpy.run_path(str(REPO / "scripts" / "eval_safety.py"))["main"]
+    files = [tmp_path / "one.jsonl", tmp_path / "two.jsonl"]
+    files[0].write_text(json.dumps({"text": "what time is it", "crisis": False, "phenomenon": "grief_ashes"}) + "\n",
+                        encoding="utf-8")
+    files[1].write_text(json.dumps({"text": "hello there", "crisis": True, "phenomenon": "kms_slang"}) + "\n",
+                        encoding="utf-8")
+    assert main([*map(str, files), "--groups"]) == 0
+    out = capsys.readouterr().out
+    pooled = out[out.index("## 2 files pooled"):]
+    assert "| disguised spellings, shorthand, slang | 0/1 | - |\n| grief, death without risk | - | 0/1 |" in pooled
+
+
 # -- the artefact -------------------------------------------------------------------------------
 def test_shipped_artefact_is_small_and_names_its_data_and_base_model() -> None:
     fix = "retrain: PYTHONPATH=. python scripts/train_safety_classifier.py"

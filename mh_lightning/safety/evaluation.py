@@ -87,6 +87,66 @@ def evaluate(rows: list[dict]) -> dict:
             "phenomena": dict(sorted(table.items())), "errors": errors}
 
 
+# The writers tagged almost every message on its own (tens of thousands of tags), so the docs' tables
+# group the tags by keyword: a tag (lowercased, "_" and "-" read as spaces) joins the first group
+# that one of its keywords starts a word of, else "other". The order decides overlaps ("third person"
+# before "a third party", plans before medication).
+GROUPS: tuple[tuple[str, tuple[str, ...]], ...] = (
+    ("conversations (earlier turns)", ("conversation", "build up", "buildup", "multi turn", "escalat")),
+    ("disguised spellings, shorthand, slang", ("disguis", "obfuscat", "leet", "spelling", "asterisk", "shorthand",
+                                               "slang", "abbreviat", "censor", "spaced", "hyphen", "unalive",
+                                               "algospeak", "emoji", "coded", "euphemis")),
+    ("one sentence in a long or mixed message", ("long", "buried", "mixed", "rambl", "embedded", "hidden in",
+                                                 "paragraph", "tangent")),
+    ("third person, second person, hypothetical", ("third person", "second person", "hypothetical",
+                                                   "for a friend", "self as other")),
+    ("non-native grammar, code-switching", ("non native", "nonnative", "esl", "code switch", "codeswitch", "hinglish",
+                                            "taglish", "spanglish", "pidgin", "singlish", "translat", "grammar")),
+    ("typos, very short", ("typo", "short", "terse", "one word", "misspell", "lowercase")),
+    ("recovery told in the past", ("recover", "past", "clean", "sober", "anniversar", "milestone", "survivor")),
+    ("a third party: worried friend, quoting, how to help", ("third party", "friend", "worried", "quot", "how to help",
+                                                              "concern", "parent", "teacher", "sibling")),
+    ("fiction, literature, games, news, film, music", ("fiction", "novel", "story", "writ", "literat", "poem",
+                                                       "poetry", "play", "soliloquy", "game", "gaming", "news",
+                                                       "film", "movie", "song", "lyric", "music", "book", "show",
+                                                       "podcast", "history", "true crime")),
+    ("goodbyes, final arrangements", ("goodbye", "farewell", "final", "arrangement", "giving away", "give away",
+                                      "letter", "note", "affairs")),
+    ("grief, death without risk", ("grief", "griev", "bereave", "death", "died", "loss", "mourn", "funeral", "ashes")),
+    ("idioms, hyperbole, embarrassment, dark humour", ("idiom", "hyperbol", "exaggerat", "embarrass", "dark humo",
+                                                       "joke", "humo", "sarcas", "figure of speech", "expression")),
+    ("plans, means, timing, method-seeking", ("plan", "means", "method", "timing", "date", "rope", "pill", "gun",
+                                              "bridge", "stockpil", "lethal", "how many", "overdose")),
+    ("medication, medical, first aid", ("medic", "dose", "dosage", "pharm", "nurs", "first aid", "clinical")),
+    ("abuse, immediate danger", ("abuse", "danger", "violen", "threat", "stalk", "assault", "trafficking", "unsafe",
+                                 "domestic", "coercive")),
+    ("harm to others, anger", ("harm to others", "hurt someone", "homicid", "anger", "angry", "rage", "revenge")),
+    ("self-harm now", ("self harm", "selfharm", "cutting", "cut", "burn", "relapse")),
+    ("sadness, stress, loneliness, burnout", ("sad", "stress", "lonel", "burnout", "burn out", "tired", "exhaust",
+                                              "depress", "anxi", "vent")),
+    ("ideation: explicit, indirect, passive", ("ideation", "suicid", "passive", "wish", "explicit", "indirect",
+                                               "want to die")),
+)
+
+
+def group_of(tag: str) -> str:
+    """The group of `GROUPS` a phenomenon tag belongs to ("other" when no keyword starts one of its words)."""
+    words = " " + tag.lower().replace("_", " ").replace("-", " ")
+    for name, keywords in GROUPS:
+        if any(f" {keyword}" in words for keyword in keywords):
+            return name
+    return "other"
+
+
+def grouped(phenomena: dict[str, dict[str, int]]) -> dict[str, dict[str, int]]:
+    """A per-phenomenon table (`evaluate(...)["phenomena"]`) summed by `group_of`, in the order of GROUPS."""
+    table = {name: {"crisis": 0, "caught": 0, "calm": 0, "flagged": 0} for name, _ in (*GROUPS, ("other", ()))}
+    for tag, counts in phenomena.items():
+        for key, value in counts.items():
+            table[group_of(tag)][key] += value
+    return {name: counts for name, counts in table.items() if counts["crisis"] or counts["calm"]}
+
+
 def figures_only(result: dict) -> dict:
     """`result` without its errors and its per-phenomenon table (most writers' tags name one message),
     keeping their number: what may be shown of a blind set, whose errors are never read (docs/safety.md)."""
