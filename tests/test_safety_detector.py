@@ -134,7 +134,7 @@ def test_the_holdout_split_reaches_the_target(holdout_result: dict) -> None:
 # 15:30 UTC, its first run on A-N; 19:08 UTC on O and P, frozen at 17:29 UTC; 20:49 UTC on Q and R,
 # frozen at 20:48 UTC; 21:20 UTC on S and T, frozen at 21:20 UTC; 2026-12-08 01:08 UTC on U and V,
 # frozen at 01:08 UTC, 01:24 UTC on W, frozen at 01:24 UTC; 03:11 UTC on X and Y, frozen at 03:10 UTC;
-# 03:26 UTC on Z and AA, frozen at 03:26 UTC):
+# 03:26 UTC on Z and AA, frozen at 03:26 UTC; 05:05 UTC on AB and AC, frozen at 05:05 UTC):
 # these floors are those figures, so a regression fails. The target (0.95 / 0.05) is a strict xfail
 # on the sets that miss it, so a set that reaches it shows up as a failure to update.
 BLIND_RUN = {"blind_a": (191, 2), "blind_b": (175, 6), "blind_c": (192, 4),  # (caught of 200, flagged of 200)
@@ -143,7 +143,8 @@ BLIND_RUN = {"blind_a": (191, 2), "blind_b": (175, 6), "blind_c": (192, 4),  # (
              "blind_l": (182, 2), "blind_m": (196, 3), "blind_n": (176, 3), "blind_o": (189, 2),
              "blind_p": (185, 3), "blind_q": (187, 2), "blind_r": (191, 3), "blind_s": (191, 20),
              "blind_t": (182, 2), "blind_u": (189, 0), "blind_v": (192, 1), "blind_w": (196, 15),
-             "blind_x": (192, 0), "blind_y": (189, 0), "blind_z": (186, 2), "blind_aa": (193, 3)}
+             "blind_x": (192, 0), "blind_y": (189, 0), "blind_z": (186, 2), "blind_aa": (193, 3),
+             "blind_ab": (194, 1), "blind_ac": (188, 2)}
 REACHED = {name for name, (caught, flagged) in BLIND_RUN.items() if caught >= 190 and flagged <= 10}  # 0.95, 0.05
 
 
