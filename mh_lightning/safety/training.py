@@ -75,7 +75,7 @@ class Settings:
     mixtures: int = 400  # mixed messages added to train
     calm_chunks: bool = True  # the chunks of long calm train messages are calm rows too (what `pieces` reads)
     calib_percent: int = 15  # share of the project set's dev rows kept for calibration
-    max_fpr: float = 0.04  # false positives allowed on calib when choosing thresholds (margin below 0.05)
+    max_fpr: float = 0.05  # false positives allowed on calib when choosing thresholds (the target; 0.04 until round 10)
     output_c: float = 1.0  # inverse L2 strength of the answer head's logistic regression
     output_max_fpr: float = 0.03  # labelled safe answers flagged, in 5-fold cross-validation on train
     sample_weight: float = 5.0  # weight of each piece of the package's sample answers in the answer head's fit
