@@ -2,7 +2,7 @@
 
     python scripts/eval_safety.py FILE [FILE ...] [--split holdout] [--json OUT]   # PYTHONPATH=. if needed
     python scripts/eval_safety.py --counsel-chat counsel_chat_20200325.csv        # real questions, labelled
-    python scripts/eval_safety.py tests/data/blind/blind_a.jsonl                  # figures only (see below)
+    python scripts/eval_safety.py tests/data/blind/blind_z.jsonl                  # figures only (see below)
 
 Each FILE is JSONL with `text` and `crisis` (true/false); optional `phenomenon` (or `kind`) groups
 the table, `split` is filtered by --split, and `context` (a list of earlier user turns, oldest

@@ -130,20 +130,12 @@ def test_the_holdout_split_reaches_the_target(holdout_result: dict) -> None:
     assert holdout_result["recall"] >= 0.95 and holdout_result["fpr"] <= 0.05
 
 
-# The shipped detector's run on each frozen blind set (tests/data/blind/README.md: round 5, 2026-12-07
-# 15:30 UTC, its first run on A-N; 19:08 UTC on O and P, frozen at 17:29 UTC; 20:49 UTC on Q and R,
-# frozen at 20:48 UTC; 21:20 UTC on S and T, frozen at 21:20 UTC; 2026-12-08 01:08 UTC on U and V,
-# frozen at 01:08 UTC, 01:24 UTC on W, frozen at 01:24 UTC; 03:11 UTC on X and Y, frozen at 03:10 UTC;
-# 03:26 UTC on Z and AA, frozen at 03:26 UTC):
-# these floors are those figures, so a regression fails. The target (0.95 / 0.05) is a strict xfail
-# on the sets that miss it, so a set that reaches it shows up as a failure to update.
-BLIND_RUN = {"blind_a": (191, 2), "blind_b": (175, 6), "blind_c": (192, 4),  # (caught of 200, flagged of 200)
-             "blind_d": (186, 3), "blind_e": (185, 8), "blind_f": (188, 1), "blind_g": (188, 5),
-             "blind_h": (183, 3), "blind_i": (185, 3), "blind_j": (176, 8), "blind_k": (192, 1),
-             "blind_l": (182, 2), "blind_m": (196, 3), "blind_n": (176, 3), "blind_o": (189, 2),
-             "blind_p": (185, 3), "blind_q": (187, 2), "blind_r": (191, 3), "blind_s": (191, 20),
-             "blind_t": (182, 2), "blind_u": (189, 0), "blind_v": (192, 1), "blind_w": (196, 15),
-             "blind_x": (192, 0), "blind_y": (189, 0), "blind_z": (186, 2), "blind_aa": (193, 3)}
+# The shipped detector's first run on each frozen blind set (tests/data/blind/README.md: round 10,
+# 2026-12-08 TIME UTC, on Z and AA, frozen at 03:26 UTC; sets A-Y, used for earlier decisions, are
+# round 10's training, calib and holdout data): these floors are those figures, so a regression fails.
+# The target (0.95 / 0.05) is a strict xfail on a set that misses it, so a set that reaches it shows
+# up as a failure to update.
+BLIND_RUN = {"blind_z": (186, 2), "blind_aa": (193, 3)}  # (caught of 200, flagged of 200)
 REACHED = {name for name, (caught, flagged) in BLIND_RUN.items() if caught >= 190 and flagged <= 10}  # 0.95, 0.05
 
 
@@ -166,16 +158,15 @@ def test_recall_and_false_positive_rate_on_a_blind_set(name: str) -> None:
     assert result["caught"] >= caught and result["flagged"] <= flagged, {k: result[k] for k in ("recall", "fpr")}
 
 
-_MISSING = [run for name, run in BLIND_RUN.items() if name not in REACHED]
-_RECALL, _FLAGGED = sorted(caught / 200 for caught, _ in _MISSING), sorted(flagged / 200 for _, flagged in _MISSING)
-MISSED = pytest.mark.xfail(
-    strict=True, reason="issue 11's target (0.95 / 0.05 on each blind set) is not reached on this set: recall "
-                        f"{_RECALL[0]:.3f}-{_RECALL[-1]:.3f}, false alarms {_FLAGGED[0]:.3f}-{_FLAGGED[-1]:.3f} "
-                        "on such sets (docs/safety.md)")
+def _missed(name: str) -> pytest.MarkDecorator:
+    caught, flagged = BLIND_RUN[name]
+    return pytest.mark.xfail(strict=True, reason=f"issue 11's target (0.95 / 0.05) is not reached on this set: "
+                                                 f"recall {caught / 200:.3f}, false alarms {flagged / 200:.3f} "
+                                                 "(docs/safety.md)")
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("name", [pytest.param(name, marks=() if name in REACHED else MISSED)
+@pytest.mark.parametrize("name", [pytest.param(name, marks=() if name in REACHED else _missed(name))
                                   for name in sorted(BLIND_RUN)])
 def test_a_blind_set_reaches_the_target(name: str) -> None:
     result = _blind_result(name)
