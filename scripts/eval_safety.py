@@ -67,13 +67,8 @@ def main(argv: list[str] | None = None) -> int:
         results[name] = result
         print(markdown(name, result) + ("; --errors show lists them" if "errors_withheld" in result else "") + "\n")
     if len(tags) > 1:
-        merged: dict[str, dict[str, int]] = {}
-        for table in tags:
-            for tag, counts in table.items():
-                for key, value in counts.items():
-                    merged.setdefault(tag, dict.fromkeys(counts, 0))[key] += value
         shown = [r for r in results.values() if r["phenomena"]]
-        pooled = {**_totals(shown), "phenomena": grouped(merged), "errors": []}
+        pooled = {**_totals(shown), "phenomena": grouped(*tags), "errors": []}
         print(markdown(f"{len(tags)} files pooled", pooled) + "\n")
     if args.json:
         args.json.write_text(json.dumps(results, indent=2, ensure_ascii=False), encoding="utf-8")

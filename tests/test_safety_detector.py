@@ -241,6 +241,8 @@ def test_phenomenon_tags_are_grouped_by_keyword_for_the_docs_tables(tmp_path: Pa
     assert evaluation.grouped(table) == {
         "disguised spellings, shorthand, slang": {"crisis": 4, "caught": 3, "calm": 0, "flagged": 0},
         "grief, death without risk": {"crisis": 1, "caught": 1, "calm": 5, "flagged": 1}}  # in GROUPS' order
+    assert evaluation.grouped(table, {"kms_slang": {"crisis": 2, "caught": 2, "calm": 0, "flagged": 0}})[
+        "disguised spellings, shorthand, slang"] == {"crisis": 6, "caught": 5, "calm": 0, "flagged": 0}  # pooled
     import runpy
 
     main = runpy.run_path(str(REPO / "scripts" / "eval_safety.py"))["main"]

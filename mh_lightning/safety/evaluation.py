@@ -138,10 +138,11 @@ def group_of(tag: str) -> str:
     return "other"
 
 
-def grouped(phenomena: dict[str, dict[str, int]]) -> dict[str, dict[str, int]]:
-    """A per-phenomenon table (`evaluate(...)["phenomena"]`) summed by `group_of`, in the order of GROUPS."""
+def grouped(*phenomena: dict[str, dict[str, int]]) -> dict[str, dict[str, int]]:
+    """Per-phenomenon tables (`evaluate(...)["phenomena"]`, one or several files') summed by `group_of`,
+    in the order of GROUPS."""
     table = {name: {"crisis": 0, "caught": 0, "calm": 0, "flagged": 0} for name, _ in (*GROUPS, ("other", ()))}
-    for tag, counts in phenomena.items():
+    for tag, counts in (item for one in phenomena for item in one.items()):
         for key, value in counts.items():
             table[group_of(tag)][key] += value
     return {name: counts for name, counts in table.items() if counts["crisis"] or counts["calm"]}
